@@ -1,0 +1,60 @@
+"""The HTTP application: create_app is the one composition root."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import groups, users
+from app.api.docs import install_openapi
+from app.api.problems import install_problem_handlers
+from app.api.request_id import RequestIdMiddleware
+from app.db import Database, create_database
+from app.settings import Settings, get_settings
+
+DESCRIPTION = """\
+User records and their group memberships. Errors are `application/problem+json`
+(RFC 9457) with a stable `code`; validation errors list `errors: [{field, message}]`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the app; the database is opened at startup unless one is given (tests)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if database is not None:
+            app.state.database = database
+            yield
+            return
+        app.state.database = create_database(settings)
+        try:
+            yield
+        finally:
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title="grouped-users",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # SPEC §3: a body without Content-Type is JSON.
+        strict_content_type=False,
+        openapi_tags=[
+            {"name": "users", "description": "User records."},
+            {"name": "groups", "description": "Groups and their members."},
+        ],
+    )
+    app.state.settings = settings
+    if database is not None:
+        app.state.database = database
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(users.router)
+    app.include_router(groups.router)
+    install_openapi(app)
+    return app

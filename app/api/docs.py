@@ -1,0 +1,83 @@
+"""OpenAPI: the error responses of each operation, with examples."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.api.problems import PROBLEM_JSON, HTTPProblem, domain_problem, http_problem, problem
+from app.errors import DomainError, FieldProblem
+from app.schemas import Problem
+
+Example = DomainError | HTTPProblem | dict[str, Any]
+
+
+def _example(error: Example) -> dict[str, Any]:
+    if isinstance(error, DomainError):
+        return domain_problem(error)
+    if isinstance(error, HTTPProblem):
+        return http_problem(error.status, error.detail, error.code)
+    return error
+
+
+def problem_responses(*errors: Example) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for an operation that can fail with these errors (and a 500)."""
+    by_status: dict[int, dict[str, Any]] = defaultdict(dict)
+    for error in (*errors, INTERNAL_ERROR):
+        example = _example(error)
+        by_status[example["status"]][example["code"]] = {"value": example}
+    return {
+        status: {
+            "model": Problem,
+            "description": " or ".join(sorted({e["value"]["title"] for e in examples.values()})),
+            "content": {PROBLEM_JSON: {"examples": examples}},
+        }
+        for status, examples in sorted(by_status.items())
+    }
+
+
+def validation_example(code: str, field: str, message: str) -> dict[str, Any]:
+    return problem(
+        422,
+        code,
+        "Invalid request body",
+        f"The body is invalid: {field}: {message}.",
+        [FieldProblem(field, message)],
+    )
+
+
+INTERNAL_ERROR = http_problem(
+    500, "The server failed on this request; quote request id 3f2a… to its operator."
+)
+MALFORMED_JSON = http_problem(400, "The body is not valid JSON: Expecting value at character 0.")
+TOO_LARGE = http_problem(413, "The body is larger than the limit of 8388608 bytes.")
+NOT_JSON = http_problem(415, "The body must be JSON (application/json), not text/plain.")
+BODY_ERRORS: tuple[Example, ...] = (MALFORMED_JSON, TOO_LARGE, NOT_JSON)
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Error responses are problem+json only, as the handlers send them."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if int(status) >= 400 and "application/json" in content:
+                            moved = content.pop("application/json")
+                            content.setdefault(PROBLEM_JSON, {})["schema"] = moved["schema"]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,211 @@
+"""The one table from errors to HTTP, and the handlers that answer with problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from app.errors import (
+    DomainError,
+    FieldProblem,
+    GroupExists,
+    GroupHasNoMembers,
+    GroupNotFound,
+    Invalid,
+    InvalidName,
+    NonEmptyBody,
+    UnknownGroups,
+    UnknownUsers,
+    UserExists,
+    UseridMismatch,
+    UserNotFound,
+)
+
+log = logging.getLogger("grouped_users.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class HTTPProblem(Exception):
+    """An error of the HTTP exchange itself (media type, size), not of a use case."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = dict(headers or {})
+
+
+# Domain error -> (status, code, title). Subclasses are looked up before their bases.
+DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
+    UserNotFound: (404, "user_not_found", "User not found"),
+    GroupNotFound: (404, "group_not_found", "Group not found"),
+    GroupHasNoMembers: (404, "group_not_found", "Group not found"),
+    UserExists: (409, "user_exists", "User already exists"),
+    GroupExists: (409, "group_exists", "Group already exists"),
+    InvalidName: (422, "invalid_name", "Invalid name"),
+    UseridMismatch: (422, "invalid_record", "Invalid record"),
+    UnknownGroups: (422, "unknown_groups", "Unknown groups"),
+    UnknownUsers: (422, "unknown_users", "Unknown users"),
+    NonEmptyBody: (422, "non_empty_body", "Body must be empty"),
+}
+
+# Status of an HTTP-level error (routing, body parsing) -> (code, title).
+HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("malformed_json", "Malformed JSON"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("body_too_large", "Body too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    500: ("internal_error", "Internal server error"),
+}
+
+# What a 422 from schema validation is called, by the tag of the route.
+INVALID_BODY_CODES = {"users": "invalid_record", "groups": "invalid_member_list"}
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: Iterable[FieldProblem] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:grouped-users:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return body
+
+
+def domain_problem(exc: DomainError) -> dict[str, Any]:
+    status, code, title = next(
+        DOMAIN_ERRORS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_ERRORS
+    )
+    errors = exc.problems if isinstance(exc, Invalid) else None
+    return problem(status, code, title, exc.detail, errors)
+
+
+def http_problem(status: int, detail: str, code: str | None = None) -> dict[str, Any]:
+    default_code, title = HTTP_ERRORS.get(status, ("http_error", "HTTP error"))
+    return problem(status, code or default_code, title, detail)
+
+
+def respond(
+    body: dict[str, Any], request: Request, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    all_headers = dict(headers or {})
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        all_headers["X-Request-ID"] = request_id
+    return JSONResponse(
+        body, status_code=body["status"], headers=all_headers, media_type=PROBLEM_JSON
+    )
+
+
+def field_name(loc: Sequence[int | str], body_name: str) -> str:
+    """('body', 'groups', 2) -> 'groups[2]'; ('body', 2) -> 'members[2]'; ('body',) -> 'body'."""
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "path", "query", "header") else list(loc)
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name = f"{name or body_name}[{part}]"
+        else:
+            name = f"{name}.{part}" if name else str(part)
+    return name or "body"
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> dict[str, Any]:
+    errors = exc.errors()
+    malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        reason = malformed.get("ctx", {}).get("error", "invalid JSON")
+        position = malformed["loc"][-1]
+        return http_problem(400, f"The body is not valid JSON: {reason} at character {position}.")
+    route = request.scope.get("route")
+    tags = getattr(route, "tags", None) or [""]
+    body_field = getattr(route, "body_field", None)
+    body_name = getattr(body_field, "alias", None) or "body"
+    code = INVALID_BODY_CODES.get(str(tags[0]), "invalid_request")
+    fields = [FieldProblem(field_name(e["loc"], body_name), _message(e)) for e in errors]
+    summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:3])
+    more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
+    return problem(
+        422, code, "Invalid request body", f"The body is invalid: {summary}{more}.", fields
+    )
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error.get("type")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a field of this resource"
+    return str(error["msg"])
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette's Allow names only the first route of the path; a path has
+    # one route per method here.
+    scope = {"type": "http", "path": request.url.path, "method": request.method, "root_path": ""}
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        return respond(domain_problem(exc), request)
+
+    @app.exception_handler(HTTPProblem)
+    async def _http_problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+        return respond(http_problem(exc.status, exc.detail, exc.code), request, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return respond(_validation_problem(request, exc), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = {
+            404: f"Nothing is at {request.method} {request.url.path}; see /docs for the API.",
+            405: f"{request.method} is not allowed on {request.url.path}.",
+            400: "The body could not be parsed as JSON.",
+        }.get(exc.status_code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return respond(http_problem(exc.status_code, detail), request, headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", "-")
+        log.error(
+            "unhandled error in %s %s (request id %s)",
+            request.method,
+            request.url.path,
+            request_id,
+            exc_info=exc,
+        )
+        detail = (
+            f"The server failed on this request; quote request id {request_id} to its operator."
+        )
+        return respond(http_problem(500, detail), request)

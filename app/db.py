@@ -1,0 +1,87 @@
+"""Engine and session factories for one database URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.settings import Settings
+
+# Read-only use cases run on an engine view carrying this option, so that on
+# SQLite they take no write lock (see _begin below).
+_READ_ONLY = "grouped_users_read_only"
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    # Use cases that change data: on SQLite they BEGIN IMMEDIATE.
+    writer: async_sessionmaker[AsyncSession]
+    # Use cases that only read.
+    reader: async_sessionmaker[AsyncSession]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_database(settings: Settings) -> Database:
+    options: dict[str, Any] = {"pool_pre_ping": False}
+    if settings.is_sqlite:
+        path = settings.sqlite_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        options |= {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_pool_size,
+            "pool_timeout": settings.db_pool_timeout,
+        }
+    engine = create_async_engine(settings.database_url, **options)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    read_engine = engine.execution_options(**{_READ_ONLY: True})
+    return Database(
+        engine=engine,
+        writer=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        reader=async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False),
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us, not the driver, decide when and how a transaction begins.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # Foreign keys are off per connection unless asked for; the cascades
+        # from users and groups to memberships depend on them.
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # FULL: in WAL mode a commit is on disk before it is acknowledged, so
+        # an acknowledged write survives a power cut, not only a process crash.
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # A deferred transaction that reads and then writes can fail at once
+        # with SQLITE_BUSY when another writer got in between; IMMEDIATE takes
+        # the write lock up front and waits its turn (busy_timeout) instead.
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,121 @@
+"""Domain errors: what went wrong in a use case, in its own words, without HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.names import NAME_RULE
+
+
+class DomainError(Exception):
+    """Base of every error a use case reports to its caller."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+class NotFound(DomainError):
+    pass
+
+
+class UserNotFound(NotFound):
+    def __init__(self, userid: str) -> None:
+        super().__init__(f"There is no user {userid!r}.")
+        self.userid = userid
+
+
+class GroupNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"There is no group {name!r}.")
+        self.name = name
+
+
+class GroupHasNoMembers(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Group {name!r} has no members; a group is listed only once it has members."
+        )
+        self.name = name
+
+
+class Conflict(DomainError):
+    pass
+
+
+class UserExists(Conflict):
+    def __init__(self, userid: str) -> None:
+        super().__init__(f"User {userid!r} already exists; use PUT to replace it.")
+        self.userid = userid
+
+
+class GroupExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Group {name!r} already exists; use PUT to set its members.")
+        self.name = name
+
+
+class Invalid(DomainError):
+    """The request is well formed but cannot be accepted; `problems` say where."""
+
+    def __init__(self, detail: str, problems: Sequence[FieldProblem]) -> None:
+        super().__init__(detail)
+        self.problems = list(problems)
+
+
+class InvalidName(Invalid):
+    def __init__(self, field: str, value: str) -> None:
+        message = f"{value!r} {NAME_RULE}"
+        super().__init__(f"The {field} {message}.", [FieldProblem(field, message)])
+
+
+class UseridMismatch(Invalid):
+    def __init__(self, path_userid: str, body_userid: str) -> None:
+        message = (
+            f"{body_userid!r} differs from {path_userid!r} in the path; a userid cannot change"
+        )
+        super().__init__(f"The userid {message}.", [FieldProblem("userid", message)])
+
+
+class UnknownGroups(Invalid):
+    def __init__(self, names: Sequence[str], listed: Sequence[str]) -> None:
+        unknown = ", ".join(repr(name) for name in names)
+        super().__init__(
+            f"These groups do not exist: {unknown}; create them first with POST /groups/{{name}}.",
+            _unknown_entries(names, listed, "groups", "group"),
+        )
+        self.names = list(names)
+
+
+class UnknownUsers(Invalid):
+    def __init__(self, userids: Sequence[str], listed: Sequence[str]) -> None:
+        unknown = ", ".join(repr(userid) for userid in userids)
+        super().__init__(
+            f"These users do not exist: {unknown}; create them first with POST /users/{{userid}}.",
+            _unknown_entries(userids, listed, "members", "user"),
+        )
+        self.userids = list(userids)
+
+
+class NonEmptyBody(Invalid):
+    def __init__(self) -> None:
+        message = "a new group starts empty: send no body or []; set members with PUT"
+        super().__init__(f"The body must be empty: {message}.", [FieldProblem("body", message)])
+
+
+def _unknown_entries(
+    unknown: Sequence[str], listed: Sequence[str], field: str, kind: str
+) -> list[FieldProblem]:
+    missing = set(unknown)
+    return [
+        FieldProblem(f"{field}[{index}]", f"{kind} {name!r} does not exist")
+        for index, name in enumerate(listed)
+        if name in missing
+    ]

@@ -1,0 +1,139 @@
+"""Pydantic models for what comes in and what goes out."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
+
+from app.names import (
+    NAME_PATTERN,
+    NAME_RULE,
+    PERSON_NAME_RULE,
+    is_valid_name,
+    is_valid_person_name,
+)
+
+T = TypeVar("T", bound=Hashable)
+
+
+def _check_name(value: str) -> str:
+    if not is_valid_name(value):
+        raise PydanticCustomError("invalid_name", f"{value!r} {NAME_RULE}")
+    return value
+
+
+def _check_person_name(value: str) -> str:
+    if not is_valid_person_name(value):
+        raise PydanticCustomError("invalid_person_name", PERSON_NAME_RULE)
+    return value
+
+
+def _check_unique(values: list[T]) -> list[T]:
+    seen: set[T] = set()
+    for value in values:
+        if value in seen:
+            raise PydanticCustomError(
+                "duplicate_entry", "{value!r} is listed more than once", {"value": value}
+            )
+        seen.add(value)
+    return values
+
+
+Name = Annotated[
+    str,
+    AfterValidator(_check_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": NAME_PATTERN,
+            "description": f"A name that {NAME_RULE}.",
+        }
+    ),
+]
+PersonName = Annotated[
+    str,
+    AfterValidator(_check_person_name),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256}),
+]
+NameList = Annotated[
+    list[Name],
+    AfterValidator(_check_unique),
+    Field(json_schema_extra={"uniqueItems": True}),
+]
+
+
+class UserRecordIn(BaseModel):
+    """A user record as sent by a client (POST and PUT)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"first_name": "Joe", "last_name": "Smith", "groups": ["admins", "users"]}]
+        },
+    )
+
+    first_name: PersonName
+    last_name: PersonName
+    userid: Name | SkipJsonSchema[None] = Field(
+        default=None, description="Optional; when present it must equal the userid in the path."
+    )
+    groups: NameList = Field(
+        default_factory=list, description="Names of existing groups; absent means none."
+    )
+
+    @field_validator("userid", mode="before")
+    @classmethod
+    def _userid_not_null(cls, value: Any) -> Any:
+        # Absent is allowed, an explicit null is not: it is neither a userid
+        # nor the one in the path.
+        if value is None:
+            raise PydanticCustomError("string_type", "Input should be a valid string")
+        return value
+
+
+class UserRecord(BaseModel):
+    """A stored user record; `groups` is sorted."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "first_name": "Joe",
+                    "last_name": "Smith",
+                    "userid": "jsmith",
+                    "groups": ["admins", "users"],
+                }
+            ]
+        }
+    )
+
+    first_name: str
+    last_name: str
+    userid: str
+    groups: list[str]
+
+
+MEMBERS_EXAMPLE = ["jsmith", "mjones"]
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["groups[2]"])
+    message: str = Field(examples=["'Admins' " + NAME_RULE])
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | SkipJsonSchema[None] = None

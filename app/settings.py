@@ -1,0 +1,77 @@
+"""Typed settings read from GROUPED_USERS_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/grouped-users.db"
+
+# Plain URLs as other tools write them, mapped to the async drivers we ship.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GROUPED_USERS_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("GROUPED_USERS_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; sqlite:// and postgresql:// get their async driver.",
+    )
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            raise ValueError("must be a URL such as sqlite:///./data/grouped-users.db")
+        return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite URL, None for memory or another database."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.partition(":///")[2].partition("?")[0]
+        return Path(path) if path and path != ":memory:" else None
+
+
+class SettingsError(Exception):
+    """A setting from the environment has a bad value; the message names it."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{_variable(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise SettingsError(f"invalid setting: {problems}") from exc
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]).upper() if loc else "?"
+    prefix = Settings.model_config.get("env_prefix", "")
+    return name if name.startswith(prefix) or name == "DATABASE_URL" else prefix + name
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read on first use, not at import."""
+    return load_settings()
