@@ -150,7 +150,7 @@ async def find_users(session: AsyncSession, *, userids: Sequence[str]) -> dict[s
         .where(_in_list(session, User.userid, userids, String()))
         .with_for_update(read=True, key_share=True)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def set_user_groups(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
@@ -210,7 +210,7 @@ async def find_groups(session: AsyncSession, *, names: Sequence[str]) -> dict[st
         .where(_in_list(session, Group.name, names, String()))
         .with_for_update(read=True, key_share=True)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def set_group_members(
