@@ -34,28 +34,27 @@ def _check_person_name(value: str) -> str:
 
 def _check_unique(values: list[T]) -> list[T]:
     seen: set[T] = set()
-    for value in values:
+    for index, value in enumerate(values):
         if value in seen:
+            # A list-level check has no location of its own: `index` lets the
+            # error table point at the entry ("groups[2]").
             raise PydanticCustomError(
-                "duplicate_entry", "{value!r} is listed more than once", {"value": value}
+                "duplicate_entry",
+                "{value} is listed more than once",
+                {"value": repr(value), "index": index},
             )
         seen.add(value)
     return values
 
 
-Name = Annotated[
-    str,
-    AfterValidator(_check_name),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 64,
-            "pattern": NAME_PATTERN,
-            "description": f"A name that {NAME_RULE}.",
-        }
-    ),
-]
+NAME_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "pattern": NAME_PATTERN,
+    "description": f"A name that {NAME_RULE}.",
+}
+Name = Annotated[str, AfterValidator(_check_name), WithJsonSchema(NAME_SCHEMA)]
 PersonName = Annotated[
     str,
     AfterValidator(_check_person_name),
@@ -81,9 +80,13 @@ class UserRecordIn(BaseModel):
 
     first_name: PersonName
     last_name: PersonName
-    userid: Name | SkipJsonSchema[None] = Field(
-        default=None, description="Optional; when present it must equal the userid in the path."
-    )
+    # Optional, never null (see below); documented as the string it must be.
+    userid: Annotated[
+        Name | None,
+        WithJsonSchema(
+            NAME_SCHEMA | {"description": "Optional; when present it must equal the path's."}
+        ),
+    ] = None
     groups: NameList = Field(
         default_factory=list, description="Names of existing groups; absent means none."
     )

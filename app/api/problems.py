@@ -141,12 +141,19 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> dict[s
     body_field = getattr(route, "body_field", None)
     body_name = getattr(body_field, "alias", None) or "body"
     code = INVALID_BODY_CODES.get(str(tags[0]), "invalid_request")
-    fields = [FieldProblem(field_name(e["loc"], body_name), _message(e)) for e in errors]
+    fields = [FieldProblem(field_name(_location(e), body_name), _message(e)) for e in errors]
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:3])
     more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
     return problem(
         422, code, "Invalid request body", f"The body is invalid: {summary}{more}.", fields
     )
+
+
+def _location(error: Mapping[str, Any]) -> tuple[int | str, ...]:
+    loc = tuple(error["loc"])
+    if error.get("type") == "duplicate_entry":
+        return (*loc, error["ctx"]["index"])
+    return loc
 
 
 def _message(error: Mapping[str, Any]) -> str:
