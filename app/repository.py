@@ -28,6 +28,10 @@ from sqlalchemy.sql.type_api import TypeEngine
 
 from app.models import Group, Membership, User
 
+# Statements here are bulk SQL: no ORM objects are loaded that the ORM would
+# have to bring in line (it would otherwise fetch every deleted row back).
+_NO_SYNC: dict[str, Any] = {"synchronize_session": False}
+
 
 @dataclass(frozen=True)
 class UserRow:
@@ -121,6 +125,7 @@ async def update_user(
 ) -> None:
     await session.execute(
         update(User)
+        .execution_options(**_NO_SYNC)
         .where(User.id == user_id)
         .values(
             first_name=first_name,
@@ -133,7 +138,9 @@ async def update_user(
 
 async def delete_user(session: AsyncSession, *, userid: str) -> bool:
     """Delete a user; its memberships go with it (ON DELETE CASCADE)."""
-    result = await session.execute(delete(User).where(User.userid == userid).returning(User.id))
+    result = await session.execute(
+        delete(User).where(User.userid == userid).returning(User.id).execution_options(**_NO_SYNC)
+    )
     return result.first() is not None
 
 
@@ -181,7 +188,9 @@ async def insert_group(session: AsyncSession, *, name: str) -> int:
 
 async def delete_group(session: AsyncSession, *, name: str) -> bool:
     """Delete a group; its memberships go with it (ON DELETE CASCADE)."""
-    result = await session.execute(delete(Group).where(Group.name == name).returning(Group.id))
+    result = await session.execute(
+        delete(Group).where(Group.name == name).returning(Group.id).execution_options(**_NO_SYNC)
+    )
     return result.first() is not None
 
 
@@ -253,7 +262,9 @@ async def _replace_memberships(
             _in_list(session, User.id, other_ids, BigInteger())
         )
     gone = ~_in_list(session, others, other_ids, BigInteger()) if other_ids else true()
-    await session.execute(delete(Membership).where(owned == owner_id, gone))
+    await session.execute(
+        delete(Membership).where(owned == owner_id, gone).execution_options(**_NO_SYNC)
+    )
     if other_ids:
         insert = _insert(session)
         await session.execute(
@@ -264,6 +275,7 @@ async def _replace_memberships(
 async def touch_group(session: AsyncSession, *, group_id: int) -> None:
     await session.execute(
         update(Group)
+        .execution_options(**_NO_SYNC)
         .where(Group.id == group_id)
         .values(version=Group.version + 1, updated_at=func.now())
     )

@@ -1,0 +1,164 @@
+"""The Alembic migrations build exactly the schema of app.models, on both databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, make_url, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.db import Database, create_database
+from app.migrations import alembic_config, current_revision, head_revision, upgrade
+from app.models import Base
+from app.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+TABLES = {"users", "groups", "memberships"}
+
+
+def _differences(connection: Connection) -> list[Any]:
+    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+
+async def _schema_differences(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as connection:
+        return await connection.run_sync(_differences)
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda c: inspect(c).get_table_names())
+    return set(names)
+
+
+async def _downgrade_to_base(engine: AsyncEngine) -> None:
+    config: Config = alembic_config()
+
+    def run(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A database of its own, with no tables yet; the shared test databases stay untouched."""
+    if request.param == "sqlite":
+        database = create_database(Settings(database_url=f"sqlite:///{tmp_path}/fresh.db"))
+        try:
+            yield database
+        finally:
+            await database.dispose()
+        return
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    base = Settings(database_url=base).database_url
+    name = f"grouped_users_migrations_{uuid.uuid4().hex[:12]}"
+    await _admin(base, f'CREATE DATABASE "{name}"')
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    database = create_database(Settings(database_url=url))
+    try:
+        yield database
+    finally:
+        await database.dispose()
+        await _admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_migrated_schema_matches_the_models(database: Database) -> None:
+    assert await current_revision(database.engine) == head_revision()
+    assert await _schema_differences(database.engine) == []
+
+
+def _membership_keys(connection: Connection) -> tuple[Any, list[Any], list[Any], list[Any]]:
+    inspector = inspect(connection)
+    return (
+        inspector.get_pk_constraint("memberships"),
+        inspector.get_unique_constraints("memberships"),
+        inspector.get_indexes("memberships"),
+        inspector.get_foreign_keys("memberships"),
+    )
+
+
+async def test_memberships_cascade_and_are_unique_per_pair(database: Database) -> None:
+    async with database.engine.connect() as connection:
+        primary, uniques, indexes, foreign = await connection.run_sync(_membership_keys)
+
+    pair = {"group_id", "user_id"}
+    unique_sets = [set(primary["constrained_columns"])]
+    unique_sets += [set(u["column_names"]) for u in uniques]
+    unique_sets += [set(i["column_names"]) for i in indexes if i["unique"]]
+    assert pair in unique_sets
+
+    references = {
+        (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"])): fk
+        for fk in foreign
+    }
+    assert set(references) == {
+        (("group_id",), "groups", ("id",)),
+        (("user_id",), "users", ("id",)),
+    }
+    for fk in references.values():
+        assert fk["options"].get("ondelete", "").upper() == "CASCADE", fk
+
+
+async def test_the_database_enforces_the_cascades(database: Database) -> None:
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO users (id, userid, first_name, last_name, version)"
+                " VALUES (1, 'a', 'A', 'A', 1), (2, 'b', 'B', 'B', 1)"
+            )
+        )
+        await connection.execute(
+            text("INSERT INTO groups (id, name, version) VALUES (1, 'g', 1), (2, 'h', 1)")
+        )
+        await connection.execute(
+            text("INSERT INTO memberships (group_id, user_id) VALUES (1, 1), (1, 2), (2, 2)")
+        )
+        await connection.execute(text("DELETE FROM users WHERE id = 1"))
+        await connection.execute(text("DELETE FROM groups WHERE id = 2"))
+        rows = await connection.execute(text("SELECT group_id, user_id FROM memberships"))
+        assert rows.all() == [(1, 2)]
+
+
+async def test_downgrade_to_base_and_upgrade_again(empty_database: Database) -> None:
+    engine = empty_database.engine
+    assert await current_revision(engine) is None
+
+    await upgrade(engine)
+    assert await _tables(engine) >= TABLES
+    assert await current_revision(engine) == head_revision()
+
+    await _downgrade_to_base(engine)
+    assert await _tables(engine) <= {"alembic_version"}
+    assert await current_revision(engine) is None
+
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+    assert await _schema_differences(engine) == []
+    # Upgrading a database at head changes nothing.
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()

@@ -1,0 +1,245 @@
+"""What the endpoints ask the database: a constant number of statements, served by indexes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, insert
+
+from app.db import Database
+from app.models import Group, User
+from tests.helpers import create_group, create_user
+
+pytestmark = pytest.mark.anyio
+
+MEMBERS = 10_000
+GROUPS = 200
+# The most statements any one of these requests may cost, whatever the size.
+MOST_STATEMENTS = 6
+
+MEMBER_IDS = [f"m{i:05d}" for i in range(MEMBERS)]
+GROUP_NAMES = [f"grp{i:03d}" for i in range(GROUPS)]
+# Transaction control and connection set-up, not work.
+NOISE = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA)\b", re.IGNORECASE)
+
+
+@dataclass
+class Statement:
+    sql: str
+    parameters: Any
+
+
+@contextmanager
+def captured(database: Database) -> Iterator[list[Statement]]:
+    """The statements the engine runs inside the block, noise left out."""
+    statements: list[Statement] = []
+
+    def record(
+        _conn: Any, _cursor: Any, sql: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        if not NOISE.match(sql):
+            statements.append(Statement(sql, parameters))
+
+    target = database.engine.sync_engine
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(target, "before_cursor_execute", record)
+
+
+@pytest.fixture
+async def seeded(database: Database) -> Database:
+    """10,000 users and 200 groups, inserted in bulk rather than over HTTP."""
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            insert(User),
+            [{"userid": u, "first_name": "M", "last_name": u, "version": 1} for u in MEMBER_IDS],
+        )
+        await connection.execute(insert(Group), [{"name": g, "version": 1} for g in GROUP_NAMES])
+    return database
+
+
+Step = Callable[[httpx.AsyncClient, str, int], Awaitable[httpx.Response | None]]
+
+
+async def _nothing(_client: httpx.AsyncClient, _name: str, _size: int) -> None:
+    return None
+
+
+async def _empty_group(client: httpx.AsyncClient, name: str, _size: int) -> None:
+    await create_group(client, name)
+
+
+async def _full_group(client: httpx.AsyncClient, name: str, size: int) -> None:
+    await create_group(client, name, MEMBER_IDS[:size])
+
+
+async def _plain_user(client: httpx.AsyncClient, name: str, _size: int) -> None:
+    await create_user(client, name)
+
+
+async def _member_of(client: httpx.AsyncClient, name: str, size: int) -> None:
+    await create_user(client, name, GROUP_NAMES[:size])
+
+
+def _record(size: int) -> dict[str, Any]:
+    return {"first_name": "Joe", "last_name": "Smith", "groups": GROUP_NAMES[:size]}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    small: int
+    large: int
+    status: int
+    setup: Step
+    action: Step
+
+
+CASES = [
+    Case(
+        "PUT /groups",
+        10,
+        MEMBERS,
+        200,
+        _empty_group,
+        lambda c, name, size: c.put(f"/groups/{name}", json=MEMBER_IDS[:size]),
+    ),
+    Case(
+        "PUT /groups again",
+        10,
+        MEMBERS,
+        200,
+        _full_group,
+        lambda c, name, size: c.put(f"/groups/{name}", json=MEMBER_IDS[size // 2 : size * 3 // 2]),
+    ),
+    Case("GET /groups", 10, MEMBERS, 200, _full_group, lambda c, name, _: c.get(f"/groups/{name}")),
+    Case(
+        "DELETE /groups",
+        10,
+        MEMBERS,
+        204,
+        _full_group,
+        lambda c, name, _: c.delete(f"/groups/{name}"),
+    ),
+    Case(
+        "POST /users",
+        1,
+        GROUPS,
+        201,
+        _nothing,
+        lambda c, name, size: c.post(f"/users/{name}", json=_record(size)),
+    ),
+    Case(
+        "PUT /users",
+        1,
+        GROUPS,
+        200,
+        _plain_user,
+        lambda c, name, size: c.put(f"/users/{name}", json=_record(size)),
+    ),
+    Case(
+        "PUT /users again",
+        2,
+        GROUPS,
+        200,
+        _member_of,
+        lambda c, name, size: c.put(
+            f"/users/{name}",
+            json={
+                "first_name": "Jo",
+                "last_name": "S",
+                "groups": GROUP_NAMES[size // 2 : size * 3 // 2],
+            },
+        ),
+    ),
+    Case("GET /users", 1, GROUPS, 200, _member_of, lambda c, name, _: c.get(f"/users/{name}")),
+    Case(
+        "DELETE /users", 1, GROUPS, 204, _member_of, lambda c, name, _: c.delete(f"/users/{name}")
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+async def test_statement_count_does_not_grow_with_size(
+    client: httpx.AsyncClient, seeded: Database, case: Case
+) -> None:
+    counts: dict[int, int] = {}
+    for size in (case.small, case.large):
+        name = f"target{size}"
+        await case.setup(client, name, size)
+        with captured(seeded) as statements:
+            response = await case.action(client, name, size)
+        assert response is not None
+        assert response.status_code == case.status, response.text
+        counts[size] = len(statements)
+    assert counts[case.small] == counts[case.large], counts
+    assert 1 <= counts[case.large] <= MOST_STATEMENTS, counts
+
+
+async def test_member_list_of_an_empty_group_costs_two_statements(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    await create_group(client, "empty")
+    with captured(database) as statements:
+        response = await client.get("/groups/empty")
+    assert response.status_code == 404
+    assert len(statements) == 2
+
+
+FULL_SCAN = re.compile(r"^SCAN (users|memberships|groups)\b")
+
+
+async def _plans(database: Database, statements: list[Statement]) -> dict[str, list[str]]:
+    """SQLite's query plan of each statement, as it ran, with its own parameters."""
+    plans: dict[str, list[str]] = {}
+    async with database.engine.connect() as connection:
+        for statement in statements:
+            rows = await connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement.sql}", statement.parameters
+            )
+            plans[statement.sql] = [str(detail) for detail in rows.scalars(3)]
+    return plans
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        "GET /users/m00042",
+        "GET /users/nobody",
+        "GET /groups/grp007",
+        "GET /groups/grp008",
+        "GET /groups/nothing",
+        "PUT /groups/grp009",
+        "PUT /users/m00043",
+        "DELETE /users/m00044",
+        "DELETE /groups/grp010",
+    ],
+)
+async def test_lookups_use_indexes_not_full_scans(
+    client: httpx.AsyncClient, seeded: Database, request_line: str
+) -> None:
+    # grp007..grp010 exist (seeded); grp008 stays without members.
+    for group, members in (("grp007", MEMBER_IDS[:50]), ("grp010", MEMBER_IDS[100:200])):
+        assert (await client.put(f"/groups/{group}", json=members)).status_code == 200
+    await create_user(client, "extra", GROUP_NAMES[:20])
+    bodies: dict[str, Any] = {
+        "PUT /groups/grp009": MEMBER_IDS[40:45],
+        "PUT /users/m00043": {"first_name": "A", "last_name": "B", "groups": GROUP_NAMES[5:9]},
+    }
+    method, path = request_line.split()
+    with captured(seeded) as statements:
+        response = await client.request(method, path, json=bodies.get(request_line))
+    assert response.status_code < 500, response.text
+    assert statements
+    plans = await _plans(seeded, statements)
+    scans = {sql: plan for sql, plan in plans.items() if any(FULL_SCAN.match(s) for s in plan)}
+    assert not scans, scans
