@@ -58,6 +58,13 @@ NOT_JSON = http_problem(415, "The body must be JSON (application/json), not text
 BODY_ERRORS: tuple[Example, ...] = (MALFORMED_JSON, TOO_LARGE, NOT_JSON)
 
 
+def _is_fastapi_422(response: dict[str, Any] | None) -> bool:
+    if response is None:
+        return False
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
+
+
 def install_openapi(app: FastAPI) -> None:
     """Error responses are problem+json only, as the handlers send them."""
 
@@ -72,11 +79,19 @@ def install_openapi(app: FastAPI) -> None:
             )
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
-                    for status, response in operation.get("responses", {}).items():
+                    responses = operation.get("responses", {})
+                    # FastAPI adds a 422 in its own shape to every operation
+                    # with parameters; ours declare their 422s themselves.
+                    if _is_fastapi_422(responses.get("422")):
+                        del responses["422"]
+                    for status, response in responses.items():
                         content = response.get("content", {})
                         if int(status) >= 400 and "application/json" in content:
                             moved = content.pop("application/json")
                             content.setdefault(PROBLEM_JSON, {})["schema"] = moved["schema"]
+            components = schema.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

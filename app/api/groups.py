@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
 from app import service
@@ -65,10 +65,16 @@ async def get_group(name: GroupPath, session: ReaderSession) -> list[str]:
     },
 )
 async def create_group(
-    name: GroupPath, session: WriterSession, response: Response, body: EmptyBody = None
+    name: GroupPath,
+    session: WriterSession,
+    request: Request,
+    response: Response,
+    body: EmptyBody = None,
 ) -> list[str]:
     """Create an empty group; send no body or `[]`, then set members with PUT."""
-    if body is not None and body != []:
+    # FastAPI reads a JSON `null` as no body at all; the raw bytes tell them apart.
+    sent_null = body is None and (await request.body()).strip() != b""
+    if sent_null or (body is not None and body != []):
         raise NonEmptyBody()
     created = await service.create_group(session, name=name)
     response.headers["Location"] = f"/groups/{name}"
