@@ -119,3 +119,43 @@ def _unknown_entries(
         for index, name in enumerate(listed)
         if name in missing
     ]
+
+
+class NotAMember(NotFound):
+    def __init__(self, name: str, userid: str) -> None:
+        super().__init__(f"User {userid!r} is not a member of group {name!r}.")
+
+
+class PreconditionFailed(DomainError):
+    def __init__(self, resource: str, current: str) -> None:
+        super().__init__(
+            f"{resource} has changed: its ETag is now {current}; fetch it again and retry."
+        )
+        self.current = current
+
+
+class InvalidCursor(Invalid):
+    def __init__(self) -> None:
+        message = "is not a cursor this list gave out; start again without one"
+        super().__init__(f"The cursor {message}.", [FieldProblem("cursor", message)])
+
+
+class InvalidSearch(Invalid):
+    def __init__(self) -> None:
+        message = "must be at most 256 characters with no control characters"
+        super().__init__(f"The search text q {message}.", [FieldProblem("q", message)])
+
+
+class NullField(Invalid):
+    def __init__(self, fields: list[str]) -> None:
+        message = "cannot be null: it is required (omit it to keep the current value)"
+        super().__init__(
+            f"{', '.join(fields)} {message}.", [FieldProblem(field, message) for field in fields]
+        )
+
+
+class Busy(DomainError):
+    """The database stayed too busy for the change to go through; it did not happen."""
+
+    def __init__(self) -> None:
+        super().__init__("The database is busy; nothing was changed. Retry in a moment.")

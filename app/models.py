@@ -45,11 +45,18 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    # AUTOINCREMENT: SQLite never hands a deleted user's id to a new one, so
+    # an ETag ("id.version") of a deleted user never matches its successor.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     userid: Mapped[str] = mapped_column(name_type(), unique=True)
     first_name: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
     last_name: Mapped[str] = mapped_column(String(PERSON_NAME_LENGTH))
+    # casefold(first_name) + "\n" + casefold(last_name), for ?q= searches that
+    # ignore case in any script alike on SQLite (whose lower() is ASCII only)
+    # and PostgreSQL. Names hold no control characters, so "\n" separates.
+    search_names: Mapped[str] = mapped_column(String(2 * PERSON_NAME_LENGTH * 3 + 1))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -57,6 +64,7 @@ class User(Base):
 
 class Group(Base):
     __tablename__ = "groups"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     name: Mapped[str] = mapped_column(name_type(), unique=True)

@@ -101,6 +101,32 @@ class UserRecordIn(BaseModel):
         return value
 
 
+class UserPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a user record: what is sent changes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"last_name": "Smith-Jones"}, {"groups": ["users"]}]},
+    )
+
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    # null removes every group, as an absent list means none.
+    groups: NameList | None = None
+    userid: Annotated[
+        Name | None,
+        WithJsonSchema(NAME_SCHEMA | {"description": "If sent, it must equal the path's."}),
+    ] = None
+
+    def nulled(self) -> list[str]:
+        """Fields sent as null that cannot be removed."""
+        return [
+            field
+            for field in ("first_name", "last_name", "userid")
+            if field in self.model_fields_set and getattr(self, field) is None
+        ]
+
+
 class UserRecord(BaseModel):
     """A stored user record; `groups` is sorted."""
 
@@ -140,3 +166,22 @@ class Problem(BaseModel):
     detail: str
     code: str
     errors: list[FieldError] | SkipJsonSchema[None] = None
+
+
+class GroupSummary(BaseModel):
+    name: str
+    member_count: int
+
+
+class UserPage(BaseModel):
+    """A page of users, sorted by userid; pass `next_cursor` back for the next one."""
+
+    items: list[UserRecord]
+    next_cursor: str | None
+
+
+class GroupPage(BaseModel):
+    """A page of groups, sorted by name; pass `next_cursor` back for the next one."""
+
+    items: list[GroupSummary]
+    next_cursor: str | None

@@ -92,7 +92,10 @@ async def no_wait(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Databa
         await database.dispose()
 
 
-INSERT = text("INSERT INTO users (userid, first_name, last_name, version) VALUES (:u, 'A', 'B', 1)")
+INSERT = text(
+    "INSERT INTO users (userid, first_name, last_name, search_names, version)"
+    " VALUES (:u, 'A', 'B', '', 1)"
+)
 COUNT = text("SELECT count(*) FROM users")
 
 

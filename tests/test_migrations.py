@@ -128,8 +128,8 @@ async def test_the_database_enforces_the_cascades(database: Database) -> None:
     async with database.engine.begin() as connection:
         await connection.execute(
             text(
-                "INSERT INTO users (id, userid, first_name, last_name, version)"
-                " VALUES (1, 'a', 'A', 'A', 1), (2, 'b', 'B', 'B', 1)"
+                "INSERT INTO users (id, userid, first_name, last_name, search_names, version)"
+                " VALUES (1, 'a', 'A', 'A', '', 1), (2, 'b', 'B', 'B', '', 1)"
             )
         )
         await connection.execute(

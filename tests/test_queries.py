@@ -20,8 +20,10 @@ pytestmark = pytest.mark.anyio
 
 MEMBERS = 10_000
 GROUPS = 200
-# The most statements any one of these requests may cost, whatever the size.
-MOST_STATEMENTS = 6
+# The most statements any one of these requests may cost, whatever the size: a
+# write reads, locks the rows it changes in a fixed order (on PostgreSQL),
+# changes them and bumps the versions on both sides of the memberships.
+MOST_STATEMENTS = 12
 
 MEMBER_IDS = [f"m{i:05d}" for i in range(MEMBERS)]
 GROUP_NAMES = [f"grp{i:03d}" for i in range(GROUPS)]
@@ -60,7 +62,16 @@ async def seeded(database: Database) -> Database:
     async with database.engine.begin() as connection:
         await connection.execute(
             insert(User),
-            [{"userid": u, "first_name": "M", "last_name": u, "version": 1} for u in MEMBER_IDS],
+            [
+                {
+                    "userid": u,
+                    "first_name": "M",
+                    "last_name": u,
+                    "search_names": f"m\n{u}",
+                    "version": 1,
+                }
+                for u in MEMBER_IDS
+            ],
         )
         await connection.execute(insert(Group), [{"name": g, "version": 1} for g in GROUP_NAMES])
     return database
@@ -112,10 +123,11 @@ CASES = [
         _empty_group,
         lambda c, name, size: c.put(f"/groups/{name}", json=MEMBER_IDS[:size]),
     ),
+    # Half the members stay, half go, and as many come: every step has work.
     Case(
         "PUT /groups again",
         10,
-        MEMBERS,
+        MEMBERS // 2,
         200,
         _full_group,
         lambda c, name, size: c.put(f"/groups/{name}", json=MEMBER_IDS[size // 2 : size * 3 // 2]),
@@ -148,7 +160,7 @@ CASES = [
     Case(
         "PUT /users again",
         2,
-        GROUPS,
+        GROUPS // 2,
         200,
         _member_of,
         lambda c, name, size: c.put(
@@ -184,14 +196,14 @@ async def test_statement_count_does_not_grow_with_size(
     assert 1 <= counts[case.large] <= MOST_STATEMENTS, counts
 
 
-async def test_member_list_of_an_empty_group_costs_two_statements(
+async def test_member_list_of_an_empty_group_costs_one_statement(
     client: httpx.AsyncClient, database: Database
 ) -> None:
     await create_group(client, "empty")
     with captured(database) as statements:
         response = await client.get("/groups/empty")
     assert response.status_code == 404
-    assert len(statements) == 2
+    assert len(statements) == 1
 
 
 FULL_SCAN = re.compile(r"^SCAN (users|memberships|groups)\b")

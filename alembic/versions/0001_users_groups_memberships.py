@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("userid", NAME, nullable=False),
         sa.Column("first_name", sa.String(256), nullable=False),
         sa.Column("last_name", sa.String(256), nullable=False),
+        sa.Column("search_names", sa.String(1537), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
@@ -36,6 +37,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("userid", name=op.f("uq_users_userid")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "groups",
@@ -50,6 +52,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_groups")),
         sa.UniqueConstraint("name", name=op.f("uq_groups_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "memberships",

@@ -44,6 +44,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
         # SPEC §3: a body without Content-Type is JSON.
         strict_content_type=False,
+        # Paths are exact: /users/ is not /users (a redirect would turn a
+        # POST to an empty userid into a 405 on the collection).
+        redirect_slashes=False,
         openapi_tags=[
             {"name": "users", "description": "User records."},
             {"name": "groups", "description": "Groups and their members."},

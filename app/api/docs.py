@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.problems import PROBLEM_JSON, HTTPProblem, domain_problem, http_problem, problem
-from app.errors import DomainError, FieldProblem
+from app.errors import DomainError, FieldProblem, PreconditionFailed
 from app.schemas import Problem
 
 Example = DomainError | HTTPProblem | dict[str, Any]
@@ -55,6 +55,7 @@ INTERNAL_ERROR = http_problem(
 MALFORMED_JSON = http_problem(400, "The body is not valid JSON: Expecting value at character 0.")
 TOO_LARGE = http_problem(413, "The body is larger than the limit of 8388608 bytes.")
 NOT_JSON = http_problem(415, "The body must be JSON (application/json), not text/plain.")
+PRECONDITION_FAILED = PreconditionFailed("User 'jsmith'", '"42.3"')
 BODY_ERRORS: tuple[Example, ...] = (MALFORMED_JSON, TOO_LARGE, NOT_JSON)
 
 

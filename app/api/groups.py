@@ -1,29 +1,37 @@
-"""/groups/{name}: list, create, set the members of and delete groups."""
+"""/groups: list, create, set the members of and delete groups; single memberships."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
-from app import service
 from app.api.body import JSONBodyRoute
-from app.api.deps import GroupPath, ReaderSession, WriterSession
+from app.api.conditions import ETAG_HEADER, IfMatchHeader, IfNoneMatchHeader, not_modified
+from app.api.deps import GroupPath, ReaderSession, UseridPath, WriterSession
 from app.api.docs import BODY_ERRORS, problem_responses, validation_example
 from app.errors import (
     GroupExists,
     GroupHasNoMembers,
     GroupNotFound,
+    InvalidCursor,
     InvalidName,
     NonEmptyBody,
+    NotAMember,
+    PreconditionFailed,
     UnknownUsers,
+    UserNotFound,
 )
-from app.schemas import MEMBERS_EXAMPLE, NameList
+from app.schemas import MEMBERS_EXAMPLE, GroupPage, NameList
+from app.service import groups as service
+from app.service import listing
+from app.service import memberships as membership_service
 
 router = APIRouter(prefix="/groups", tags=["groups"], route_class=JSONBodyRoute)
 
 NOT_FOUND = GroupNotFound("admins")
+PRECONDITION_FAILED = PreconditionFailed("Group 'admins'", '"7.12"')
 MembersBody = Annotated[
     NameList,
     Body(
@@ -40,17 +48,46 @@ EmptyBody = Annotated[
 ]
 
 
+def _members(example: list[str]) -> dict[str, object]:
+    return {"content": {"application/json": {"example": example}}, "headers": ETAG_HEADER}
+
+
+@router.get(
+    "",
+    response_model=GroupPage,
+    responses=problem_responses(
+        InvalidCursor(),
+        validation_example("invalid_query", "limit", "Input should be greater than or equal to 1"),
+    ),
+)
+async def list_groups(
+    session: ReaderSession,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+) -> GroupPage:
+    """List groups sorted by name, with their member counts, a page at a time."""
+    page = await listing.list_groups(session, limit=limit, cursor=cursor)
+    return GroupPage(items=page.items, next_cursor=page.next_cursor)
+
+
 @router.get(
     "/{name}",
     response_model=list[str],
     responses={
-        200: {"content": {"application/json": {"example": MEMBERS_EXAMPLE}}},
+        200: _members(MEMBERS_EXAMPLE),
+        304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
         **problem_responses(NOT_FOUND, GroupHasNoMembers("admins")),
     },
 )
-async def get_group(name: GroupPath, session: ReaderSession) -> list[str]:
+async def get_group(
+    name: GroupPath, session: ReaderSession, response: Response, cached: IfNoneMatchHeader
+) -> list[str] | Response:
     """List the group's members, sorted; a group with no members answers 404."""
-    return await service.get_group_members(session, name=name)
+    found = await service.get_members(session, name=name)
+    if unchanged := not_modified(cached, found.etag):
+        return unchanged
+    response.headers["ETag"] = found.etag
+    return found.value
 
 
 @router.post(
@@ -58,7 +95,7 @@ async def get_group(name: GroupPath, session: ReaderSession) -> list[str]:
     status_code=status.HTTP_201_CREATED,
     response_model=list[str],
     responses={
-        201: {"content": {"application/json": {"example": []}}},
+        201: _members([]),
         **problem_responses(
             GroupExists("admins"), InvalidName("name", "Admins"), NonEmptyBody(), *BODY_ERRORS
         ),
@@ -78,38 +115,72 @@ async def create_group(
         raise NonEmptyBody()
     created = await service.create_group(session, name=name)
     response.headers["Location"] = f"/groups/{name}"
-    return created
+    response.headers["ETag"] = created.etag
+    return created.value
 
 
 @router.put(
     "/{name}",
     response_model=list[str],
     responses={
-        200: {"content": {"application/json": {"example": MEMBERS_EXAMPLE}}},
+        200: _members(MEMBERS_EXAMPLE),
         **problem_responses(
             NOT_FOUND,
             validation_example(
                 "invalid_member_list", "members[1]", "'jsmith' is listed more than once"
             ),
             UnknownUsers(["mjones"], MEMBERS_EXAMPLE),
+            PRECONDITION_FAILED,
             *BODY_ERRORS,
         ),
     },
 )
 async def replace_group_members(
-    name: GroupPath, members: MembersBody, session: WriterSession
+    name: GroupPath,
+    members: MembersBody,
+    session: WriterSession,
+    response: Response,
+    if_match: IfMatchHeader,
 ) -> list[str]:
     """Set the group's members to exactly this list of existing userids."""
-    return await service.replace_group_members(session, name=name, userids=members)
+    stored = await service.replace_members(session, name=name, userids=members, if_match=if_match)
+    response.headers["ETag"] = stored.etag
+    return stored.value
 
 
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(NOT_FOUND),
+    responses=problem_responses(NOT_FOUND, PRECONDITION_FAILED),
 )
-async def delete_group(name: GroupPath, session: WriterSession) -> Response:
+async def delete_group(
+    name: GroupPath, session: WriterSession, if_match: IfMatchHeader
+) -> Response:
     """Delete the group and all its memberships."""
-    await service.delete_group(session, name=name)
+    await service.delete_group(session, name=name, if_match=if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{name}/members/{userid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(NOT_FOUND, UserNotFound("jsmith")),
+)
+async def add_member(name: GroupPath, userid: UseridPath, session: WriterSession) -> Response:
+    """Make the user a member of the group; doing it again changes nothing."""
+    await membership_service.add_member(session, name=name, userid=userid)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{name}/members/{userid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(NOT_FOUND, UserNotFound("jsmith"), NotAMember("admins", "jsmith")),
+)
+async def remove_member(name: GroupPath, userid: UseridPath, session: WriterSession) -> Response:
+    """Remove the user from the group; 404 says whether group, user or membership is missing."""
+    await membership_service.remove_member(session, name=name, userid=userid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,14 +14,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.errors import (
+    Busy,
     DomainError,
     FieldProblem,
     GroupExists,
     GroupHasNoMembers,
     GroupNotFound,
     Invalid,
+    InvalidCursor,
     InvalidName,
+    InvalidSearch,
     NonEmptyBody,
+    NotAMember,
+    NullField,
+    PreconditionFailed,
     UnknownGroups,
     UnknownUsers,
     UserExists,
@@ -57,7 +63,15 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     UnknownGroups: (422, "unknown_groups", "Unknown groups"),
     UnknownUsers: (422, "unknown_users", "Unknown users"),
     NonEmptyBody: (422, "non_empty_body", "Body must be empty"),
+    NotAMember: (404, "membership_not_found", "Not a member"),
+    PreconditionFailed: (412, "precondition_failed", "Precondition failed"),
+    InvalidCursor: (422, "invalid_cursor", "Invalid cursor"),
+    InvalidSearch: (422, "invalid_query", "Invalid query"),
+    NullField: (422, "invalid_record", "Invalid record"),
+    Busy: (503, "database_busy", "Database busy"),
 }
+# Seconds a client should wait before retrying, for errors that pass.
+RETRY_AFTER: dict[type[DomainError], str] = {Busy: "1"}
 
 # Status of an HTTP-level error (routing, body parsing) -> (code, title).
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
@@ -140,12 +154,16 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> dict[s
     tags = getattr(route, "tags", None) or [""]
     body_field = getattr(route, "body_field", None)
     body_name = getattr(body_field, "alias", None) or "body"
-    code = INVALID_BODY_CODES.get(str(tags[0]), "invalid_request")
+    if all(e["loc"][0] == "query" for e in errors):
+        code = "invalid_query"
+    else:
+        code = INVALID_BODY_CODES.get(str(tags[0]), "invalid_request")
     fields = [FieldProblem(field_name(_location(e), body_name), _message(e)) for e in errors]
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:3])
     more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
+    where = "query" if code == "invalid_query" else "body"
     return problem(
-        422, code, "Invalid request body", f"The body is invalid: {summary}{more}.", fields
+        422, code, f"Invalid request {where}", f"The {where} is invalid: {summary}{more}.", fields
     )
 
 
@@ -180,7 +198,8 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return respond(domain_problem(exc), request)
+        retry = RETRY_AFTER.get(type(exc))
+        return respond(domain_problem(exc), request, {"Retry-After": retry} if retry else None)
 
     @app.exception_handler(HTTPProblem)
     async def _http_problem(request: Request, exc: HTTPProblem) -> JSONResponse:

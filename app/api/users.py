@@ -1,17 +1,28 @@
-"""/users/{userid}: fetch, create, replace and delete user records."""
+"""/users: list, fetch, create, replace, patch and delete user records."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
-from app import service
 from app.api.body import JSONBodyRoute
+from app.api.conditions import ETAG_HEADER, IfMatchHeader, IfNoneMatchHeader, not_modified
 from app.api.deps import ReaderSession, UseridPath, WriterSession
-from app.api.docs import BODY_ERRORS, problem_responses, validation_example
-from app.errors import InvalidName, UnknownGroups, UserExists, UseridMismatch, UserNotFound
-from app.schemas import UserRecord, UserRecordIn
+from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, validation_example
+from app.errors import (
+    InvalidCursor,
+    InvalidName,
+    InvalidSearch,
+    NullField,
+    UnknownGroups,
+    UserExists,
+    UseridMismatch,
+    UserNotFound,
+)
+from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
+from app.service import listing
+from app.service import users as service
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=JSONBodyRoute)
 
@@ -25,17 +36,65 @@ RECORD_EXAMPLES = {
         "value": {"first_name": "Joe", "last_name": "Smith", "userid": "jsmith", "groups": []},
     },
 }
+PATCH_EXAMPLES = {
+    "rename": {"summary": "Change the last name only", "value": {"last_name": "Smith-Jones"}},
+    "regroup": {"summary": "Set the groups, keep the names", "value": {"groups": ["users"]}},
+    "ungroup": {"summary": "null removes every group", "value": {"groups": None}},
+}
 RecordBody = Annotated[UserRecordIn, Body(openapi_examples=RECORD_EXAMPLES)]
+PatchBody = Annotated[
+    UserPatch, Body(openapi_examples=PATCH_EXAMPLES, media_type="application/merge-patch+json")
+]
 
 INVALID_RECORD = validation_example("invalid_record", "first_name", "is required")
 UNKNOWN_GROUPS = UnknownGroups(["staff"], ["admins", "staff"])
 NOT_FOUND = UserNotFound("jsmith")
+MISMATCH = UseridMismatch("jsmith", "joe")
+TAGGED = {"headers": ETAG_HEADER}
 
 
-@router.get("/{userid}", response_model=UserRecord, responses=problem_responses(NOT_FOUND))
-async def get_user(userid: UseridPath, session: ReaderSession) -> UserRecord:
+@router.get(
+    "",
+    response_model=UserPage,
+    responses=problem_responses(
+        InvalidCursor(),
+        InvalidSearch(),
+        validation_example("invalid_query", "limit", "Input should be less than or equal to 1000"),
+    ),
+)
+async def list_users(
+    session: ReaderSession,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+    group: Annotated[str | None, Query(description="Only members of this group.")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=256, description="Case-insensitive part of userid, first or last name."),
+    ] = None,
+) -> UserPage:
+    """List users sorted by userid, a page at a time, optionally filtered."""
+    page = await listing.list_users(session, limit=limit, cursor=cursor, group=group, q=q)
+    return UserPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{userid}",
+    response_model=UserRecord,
+    responses={
+        200: TAGGED,
+        304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
+        **problem_responses(NOT_FOUND),
+    },
+)
+async def get_user(
+    userid: UseridPath, session: ReaderSession, response: Response, cached: IfNoneMatchHeader
+) -> UserRecord | Response:
     """Fetch a user record; its groups are sorted."""
-    return await service.get_user(session, userid=userid)
+    found = await service.get_user(session, userid=userid)
+    if unchanged := not_modified(cached, found.etag):
+        return unchanged
+    response.headers["ETag"] = found.etag
+    return found.value
 
 
 @router.post(
@@ -43,11 +102,12 @@ async def get_user(userid: UseridPath, session: ReaderSession) -> UserRecord:
     status_code=status.HTTP_201_CREATED,
     response_model=UserRecord,
     responses={
+        201: TAGGED,
         **problem_responses(
             UserExists("jsmith"),
             INVALID_RECORD,
             InvalidName("userid", "J Smith"),
-            UseridMismatch("jsmith", "joe"),
+            MISMATCH,
             UNKNOWN_GROUPS,
             *BODY_ERRORS,
         ),
@@ -59,30 +119,82 @@ async def create_user(
     """Create a user record; its groups must exist already."""
     created = await service.create_user(session, userid=userid, record=record)
     response.headers["Location"] = f"/users/{userid}"
-    return created
+    response.headers["ETag"] = created.etag
+    return created.value
 
 
 @router.put(
     "/{userid}",
     response_model=UserRecord,
-    responses=problem_responses(
-        NOT_FOUND, INVALID_RECORD, UseridMismatch("jsmith", "joe"), UNKNOWN_GROUPS, *BODY_ERRORS
-    ),
+    responses={
+        200: TAGGED,
+        **problem_responses(
+            NOT_FOUND, INVALID_RECORD, MISMATCH, UNKNOWN_GROUPS, PRECONDITION_FAILED, *BODY_ERRORS
+        ),
+    },
 )
 async def replace_user(
-    userid: UseridPath, record: RecordBody, session: WriterSession
+    userid: UseridPath,
+    record: RecordBody,
+    session: WriterSession,
+    response: Response,
+    if_match: IfMatchHeader,
 ) -> UserRecord:
     """Replace a user record whole: absent groups empty them; the userid cannot change."""
-    return await service.replace_user(session, userid=userid, record=record)
+    stored = await service.replace_user(session, userid=userid, record=record, if_match=if_match)
+    response.headers["ETag"] = stored.etag
+    return stored.value
+
+
+@router.patch(
+    "/{userid}",
+    response_model=UserRecord,
+    responses={
+        200: TAGGED,
+        **problem_responses(
+            NOT_FOUND,
+            validation_example("invalid_record", "last_name", "Input should be a valid string"),
+            NullField(["first_name"]),
+            MISMATCH,
+            UNKNOWN_GROUPS,
+            PRECONDITION_FAILED,
+            *BODY_ERRORS,
+        ),
+    },
+)
+async def patch_user(
+    userid: UseridPath,
+    patch: PatchBody,
+    session: WriterSession,
+    response: Response,
+    if_match: IfMatchHeader,
+) -> UserRecord:
+    """Change some fields of a user record (JSON merge patch, RFC 7396)."""
+    if nulled := patch.nulled():
+        raise NullField(nulled)
+    removes_groups = "groups" in patch.model_fields_set and patch.groups is None
+    stored = await service.update_user(
+        session,
+        userid=userid,
+        first_name=patch.first_name,
+        last_name=patch.last_name,
+        groups=[] if removes_groups else patch.groups,
+        given_userid=patch.userid,
+        if_match=if_match,
+    )
+    response.headers["ETag"] = stored.etag
+    return stored.value
 
 
 @router.delete(
     "/{userid}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(NOT_FOUND),
+    responses=problem_responses(NOT_FOUND, PRECONDITION_FAILED),
 )
-async def delete_user(userid: UseridPath, session: WriterSession) -> Response:
+async def delete_user(
+    userid: UseridPath, session: WriterSession, if_match: IfMatchHeader
+) -> Response:
     """Delete a user record and all its memberships."""
-    await service.delete_user(session, userid=userid)
+    await service.delete_user(session, userid=userid, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""Queries over users, groups and memberships; no business rules."""

@@ -1,0 +1,127 @@
+"""Queries on groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, String, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Group, Membership, User
+from app.repository.common import NO_SYNC, GroupRow, dialect, in_list
+
+_COLUMNS = (Group.id, Group.name, Group.version)
+
+
+async def get_with_members(
+    session: AsyncSession, *, name: str
+) -> tuple[GroupRow, list[str]] | None:
+    """The group and the sorted userids of its members, in one statement."""
+    rows = (
+        await session.execute(
+            select(*_COLUMNS, User.userid)
+            .outerjoin(Membership, Membership.group_id == Group.id)
+            .outerjoin(User, User.id == Membership.user_id)
+            .where(Group.name == name)
+            .order_by(User.userid)
+        )
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return GroupRow(first.id, first.name, first.version), [
+        row.userid for row in rows if row.userid is not None
+    ]
+
+
+async def find(session: AsyncSession, *, name: str) -> GroupRow | None:
+    row = (await session.execute(select(*_COLUMNS).where(Group.name == name))).one_or_none()
+    return None if row is None else GroupRow(*row)
+
+
+async def lock(session: AsyncSession, *, name: str, for_delete: bool = False) -> GroupRow | None:
+    """The group, its row locked against other writers until the transaction ends.
+
+    NO KEY UPDATE lets others go on referencing it (KEY SHARE) meanwhile; a
+    delete takes the full lock at once, as upgrading to it later could
+    deadlock with them.
+    """
+    row = (
+        await session.execute(
+            select(*_COLUMNS).where(Group.name == name).with_for_update(key_share=not for_delete)
+        )
+    ).one_or_none()
+    return None if row is None else GroupRow(*row)
+
+
+async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:
+    """Lock these groups' rows, in id order, so that writers never deadlock.
+
+    SQLite needs no row locks: BEGIN IMMEDIATE lets one writer in at a time.
+    """
+    if ids and dialect(session) != "sqlite":
+        await session.execute(
+            select(Group.id)
+            .where(in_list(session, Group.id, ids, BigInteger()))
+            .order_by(Group.id)
+            .with_for_update(key_share=True)
+        )
+
+
+async def insert_group(session: AsyncSession, *, name: str) -> GroupRow:
+    """Insert a group; a duplicate name raises IntegrityError from the unique key."""
+    result = await session.execute(insert(Group).values(name=name, version=1).returning(Group.id))
+    return GroupRow(int(result.scalar_one()), name, 1)
+
+
+async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
+    """These groups' member lists changed."""
+    if ids:
+        await session.execute(
+            update(Group)
+            .where(in_list(session, Group.id, ids, BigInteger()))
+            .values(version=Group.version + 1, updated_at=func.now())
+            .execution_options(**NO_SYNC)
+        )
+
+
+async def delete_group(session: AsyncSession, *, group_id: int) -> None:
+    """Delete a group; its memberships go with it (ON DELETE CASCADE)."""
+    await session.execute(delete(Group).where(Group.id == group_id).execution_options(**NO_SYNC))
+
+
+async def find_many(session: AsyncSession, *, names: Sequence[str]) -> dict[str, int]:
+    """Map the group names that exist to their ids, sharing their keys until commit."""
+    if not names:
+        return {}
+    rows = await session.execute(
+        select(Group.name, Group.id)
+        .where(in_list(session, Group.name, names, String()))
+        .with_for_update(read=True, key_share=True)
+    )
+    return dict(rows.all())
+
+
+async def names_of(session: AsyncSession, *, ids: Sequence[int]) -> list[str]:
+    """The sorted names of these groups."""
+    if not ids:
+        return []
+    rows = await session.scalars(
+        select(Group.name).where(in_list(session, Group.id, ids, BigInteger())).order_by(Group.name)
+    )
+    return list(rows)
+
+
+async def page(session: AsyncSession, *, after: str | None, limit: int) -> list[tuple[str, int]]:
+    """Up to `limit` groups after the name `after`, in name order, with member counts."""
+    groups = select(Group.id, Group.name).order_by(Group.name).limit(limit)
+    if after is not None:
+        groups = groups.where(Group.name > after)
+    chosen = groups.subquery()
+    counted = (
+        select(chosen.c.name, func.count(Membership.user_id))
+        .outerjoin(Membership, Membership.group_id == chosen.c.id)
+        .group_by(chosen.c.id, chosen.c.name)
+        .order_by(chosen.c.name)
+    )
+    return [(name, int(count)) for name, count in await session.execute(counted)]

@@ -1,0 +1,115 @@
+"""Queries on memberships: the pairs (group, user)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, Select, delete, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Group, Membership, User
+from app.repository.common import NO_SYNC, in_list, insert_ignoring_duplicates
+
+
+async def group_ids_of(session: AsyncSession, *, user_id: int) -> set[int]:
+    rows = await session.scalars(select(Membership.group_id).where(Membership.user_id == user_id))
+    return set(rows)
+
+
+async def user_ids_of(session: AsyncSession, *, group_id: int) -> set[int]:
+    rows = await session.scalars(select(Membership.user_id).where(Membership.group_id == group_id))
+    return set(rows)
+
+
+async def group_names_by_user(
+    session: AsyncSession, *, user_ids: Sequence[int]
+) -> dict[int, list[str]]:
+    """Each user's sorted group names, for a page of users, in one statement."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(Membership.user_id, Group.name)
+        .join(Group, Group.id == Membership.group_id)
+        .where(in_list(session, Membership.user_id, user_ids, BigInteger()))
+        .order_by(Membership.user_id, Group.name)
+    )
+    names: dict[int, list[str]] = defaultdict(list)
+    for user_id, name in rows:
+        names[user_id].append(name)
+    return names
+
+
+async def add_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
+    """Make the user a member of these groups; memberships it has stay as they are."""
+    if group_ids:
+        pairs = select(Group.id, literal(user_id, BigInteger())).where(
+            in_list(session, Group.id, group_ids, BigInteger())
+        )
+        await _insert_pairs(session, pairs)
+
+
+async def add_for_group(session: AsyncSession, *, group_id: int, user_ids: Sequence[int]) -> None:
+    """Make these users members of the group; members it has stay as they are."""
+    if user_ids:
+        pairs = select(literal(group_id, BigInteger()), User.id).where(
+            in_list(session, User.id, user_ids, BigInteger())
+        )
+        await _insert_pairs(session, pairs)
+
+
+async def _insert_pairs(session: AsyncSession, pairs: Select[int, int]) -> None:
+    # INSERT ... SELECT: one statement and one list parameter, however many pairs.
+    insert = insert_ignoring_duplicates(session)
+    await session.execute(
+        insert(Membership).from_select(["group_id", "user_id"], pairs).on_conflict_do_nothing()
+    )
+
+
+async def remove_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
+    if group_ids:
+        await session.execute(
+            delete(Membership)
+            .where(
+                Membership.user_id == user_id,
+                in_list(session, Membership.group_id, group_ids, BigInteger()),
+            )
+            .execution_options(**NO_SYNC)
+        )
+
+
+async def remove_for_group(
+    session: AsyncSession, *, group_id: int, user_ids: Sequence[int]
+) -> None:
+    if user_ids:
+        await session.execute(
+            delete(Membership)
+            .where(
+                Membership.group_id == group_id,
+                in_list(session, Membership.user_id, user_ids, BigInteger()),
+            )
+            .execution_options(**NO_SYNC)
+        )
+
+
+async def remove(session: AsyncSession, *, group_id: int, user_id: int) -> bool:
+    """Delete one membership; False when there was none."""
+    result = await session.execute(
+        delete(Membership)
+        .where(Membership.group_id == group_id, Membership.user_id == user_id)
+        .returning(Membership.user_id)
+        .execution_options(**NO_SYNC)
+    )
+    return result.first() is not None
+
+
+async def add_one(session: AsyncSession, *, group_id: int, user_id: int) -> bool:
+    """Insert one membership; False when it was there already."""
+    insert = insert_ignoring_duplicates(session)
+    result = await session.execute(
+        insert(Membership)
+        .values(group_id=group_id, user_id=user_id)
+        .on_conflict_do_nothing()
+        .returning(Membership.user_id)
+    )
+    return result.first() is not None

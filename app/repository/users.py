@@ -1,0 +1,172 @@
+"""Queries on users."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, String, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Group, Membership, User
+from app.repository.common import NO_SYNC, UserRow, dialect, in_list
+
+_COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version)
+
+
+def search_names(first_name: str, last_name: str) -> str:
+    return f"{first_name.casefold()}\n{last_name.casefold()}"
+
+
+async def get_with_groups(
+    session: AsyncSession, *, userid: str
+) -> tuple[UserRow, list[str]] | None:
+    """The user and the sorted names of its groups, in one statement."""
+    rows = (
+        await session.execute(
+            select(*_COLUMNS, Group.name)
+            .outerjoin(Membership, Membership.user_id == User.id)
+            .outerjoin(Group, Group.id == Membership.group_id)
+            .where(User.userid == userid)
+            .order_by(Group.name)
+        )
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    user = UserRow(first.id, first.userid, first.first_name, first.last_name, first.version)
+    return user, [row.name for row in rows if row.name is not None]
+
+
+async def find(session: AsyncSession, *, userid: str) -> UserRow | None:
+    row = (await session.execute(select(*_COLUMNS).where(User.userid == userid))).one_or_none()
+    return None if row is None else UserRow(*row)
+
+
+async def lock(session: AsyncSession, *, userid: str, for_delete: bool = False) -> UserRow | None:
+    """The user, its row locked against other writers until the transaction ends.
+
+    NO KEY UPDATE lets others go on referencing it (KEY SHARE) meanwhile; a
+    delete takes the full lock at once, as upgrading to it later could
+    deadlock with them.
+    """
+    row = (
+        await session.execute(
+            select(*_COLUMNS).where(User.userid == userid).with_for_update(key_share=not for_delete)
+        )
+    ).one_or_none()
+    return None if row is None else UserRow(*row)
+
+
+async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:
+    """Lock these users' rows, in id order, so that writers never deadlock.
+
+    SQLite needs no row locks: BEGIN IMMEDIATE lets one writer in at a time.
+    """
+    if ids and dialect(session) != "sqlite":
+        await session.execute(
+            select(User.id)
+            .where(in_list(session, User.id, ids, BigInteger()))
+            .order_by(User.id)
+            .with_for_update(key_share=True)
+        )
+
+
+async def insert_user(
+    session: AsyncSession, *, userid: str, first_name: str, last_name: str
+) -> int:
+    """Insert a user; a duplicate userid raises IntegrityError from the unique key."""
+    result = await session.execute(
+        insert(User)
+        .values(
+            userid=userid,
+            first_name=first_name,
+            last_name=last_name,
+            search_names=search_names(first_name, last_name),
+            version=1,
+        )
+        .returning(User.id)
+    )
+    return int(result.scalar_one())
+
+
+async def update_user(
+    session: AsyncSession, *, user_id: int, first_name: str, last_name: str
+) -> int:
+    """Set the names and bump the version; returns the new version."""
+    result = await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(
+            first_name=first_name,
+            last_name=last_name,
+            search_names=search_names(first_name, last_name),
+            version=User.version + 1,
+            updated_at=func.now(),
+        )
+        .returning(User.version)
+        .execution_options(**NO_SYNC)
+    )
+    return int(result.scalar_one())
+
+
+async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
+    """A membership of these users changed: their records did too."""
+    if ids:
+        await session.execute(
+            update(User)
+            .where(in_list(session, User.id, ids, BigInteger()))
+            .values(version=User.version + 1, updated_at=func.now())
+            .execution_options(**NO_SYNC)
+        )
+
+
+async def delete_user(session: AsyncSession, *, user_id: int) -> None:
+    """Delete a user; its memberships go with it (ON DELETE CASCADE)."""
+    await session.execute(delete(User).where(User.id == user_id).execution_options(**NO_SYNC))
+
+
+async def find_many(session: AsyncSession, *, userids: Sequence[str]) -> dict[str, int]:
+    """Map the userids that exist to their ids, sharing their rows' keys until commit.
+
+    KEY SHARE keeps them from being deleted under us, and lets their own
+    writers go on.
+    """
+    if not userids:
+        return {}
+    rows = await session.execute(
+        select(User.userid, User.id)
+        .where(in_list(session, User.userid, userids, String()))
+        .with_for_update(read=True, key_share=True)
+    )
+    return dict(rows.all())
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    after: str | None,
+    limit: int,
+    group: str | None = None,
+    search: str | None = None,
+) -> list[UserRow]:
+    """Up to `limit` users after the userid `after`, in userid order (keyset)."""
+    query = select(*_COLUMNS).order_by(User.userid).limit(limit)
+    if after is not None:
+        query = query.where(User.userid > after)
+    if group is not None:
+        query = query.join(Membership, Membership.user_id == User.id).where(
+            Membership.group_id == select(Group.id).where(Group.name == group).scalar_subquery()
+        )
+    if search:
+        pattern = "%" + _escape_like(search.casefold()) + "%"
+        query = query.where(
+            or_(
+                User.userid.like(pattern, escape="\\"),
+                User.search_names.like(pattern, escape="\\"),
+            )
+        )
+    return [UserRow(*row) for row in await session.execute(query)]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,71 @@
+"""Use cases of the collections: keyset pages of users and of groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import cursors
+from app.errors import InvalidSearch
+from app.names import is_valid_name, is_valid_person_name
+from app.repository import groups as group_repo
+from app.repository import memberships
+from app.repository import users as user_repo
+from app.schemas import GroupSummary, UserRecord
+from app.service.common import retried
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@retried
+async def list_users(
+    session: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    group: str | None = None,
+    q: str | None = None,
+) -> Page[UserRecord]:
+    after = cursors.decode("users", cursor)
+    if q and not is_valid_person_name(q):
+        raise InvalidSearch()
+    if group is not None and not is_valid_name(group):
+        # No group can have that name, so no user is in it.
+        return Page([], None)
+    async with session.begin():
+        # One row more than asked tells whether there is a next page.
+        rows = await user_repo.page(session, after=after, limit=limit + 1, group=group, search=q)
+        shown = rows[:limit]
+        groups = await memberships.group_names_by_user(session, user_ids=[u.id for u in shown])
+    items = [
+        UserRecord(
+            first_name=u.first_name,
+            last_name=u.last_name,
+            userid=u.userid,
+            groups=groups.get(u.id, []),
+        )
+        for u in shown
+    ]
+    more = len(rows) > limit
+    return Page(items, cursors.encode("users", shown[-1].userid) if more else None)
+
+
+@retried
+async def list_groups(
+    session: AsyncSession, *, limit: int, cursor: str | None = None
+) -> Page[GroupSummary]:
+    after = cursors.decode("groups", cursor)
+    async with session.begin():
+        rows = await group_repo.page(session, after=after, limit=limit + 1)
+    shown = rows[:limit]
+    items = [GroupSummary(name=name, member_count=count) for name, count in shown]
+    more = len(rows) > limit
+    return Page(items, cursors.encode("groups", shown[-1][0]) if more else None)

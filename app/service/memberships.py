@@ -1,0 +1,44 @@
+"""Use cases of one membership: add or remove one user of one group."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import GroupNotFound, NotAMember, UserNotFound
+from app.names import is_valid_name
+from app.repository import groups as group_repo
+from app.repository import memberships
+from app.repository import users as user_repo
+from app.repository.common import GroupRow, UserRow
+from app.service.common import retried
+
+
+async def _lock_pair(session: AsyncSession, name: str, userid: str) -> tuple[GroupRow, UserRow]:
+    # The group before the user, as every writer locks them.
+    group = await group_repo.lock(session, name=name) if is_valid_name(name) else None
+    if group is None:
+        raise GroupNotFound(name)
+    user = await user_repo.lock(session, userid=userid) if is_valid_name(userid) else None
+    if user is None:
+        raise UserNotFound(userid)
+    return group, user
+
+
+@retried
+async def add_member(session: AsyncSession, *, name: str, userid: str) -> None:
+    """Make the user a member; nothing changes when it is one already."""
+    async with session.begin():
+        group, user = await _lock_pair(session, name, userid)
+        if await memberships.add_one(session, group_id=group.id, user_id=user.id):
+            await group_repo.bump(session, ids=[group.id])
+            await user_repo.bump(session, ids=[user.id])
+
+
+@retried
+async def remove_member(session: AsyncSession, *, name: str, userid: str) -> None:
+    async with session.begin():
+        group, user = await _lock_pair(session, name, userid)
+        if not await memberships.remove(session, group_id=group.id, user_id=user.id):
+            raise NotAMember(name, userid)
+        await group_repo.bump(session, ids=[group.id])
+        await user_repo.bump(session, ids=[user.id])

@@ -1,0 +1,156 @@
+"""Use cases of user records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import InvalidName, UserExists, UseridMismatch, UserNotFound
+from app.names import is_valid_name
+from app.preconditions import IfMatch, etag
+from app.repository import groups as group_repo
+from app.repository import memberships
+from app.repository import users as user_repo
+from app.schemas import UserRecord, UserRecordIn
+from app.service.common import Tagged, check, group_ids, retried
+
+
+def _check_userid(userid: str, given: str | None) -> None:
+    if given is not None and given != userid:
+        raise UseridMismatch(userid, given)
+
+
+@retried
+async def get_user(session: AsyncSession, *, userid: str) -> Tagged[UserRecord]:
+    # A name that breaks the rule cannot exist: no need to ask the database.
+    if not is_valid_name(userid):
+        raise UserNotFound(userid)
+    async with session.begin():
+        found = await user_repo.get_with_groups(session, userid=userid)
+    if found is None:
+        raise UserNotFound(userid)
+    user, groups = found
+    record = UserRecord(
+        first_name=user.first_name, last_name=user.last_name, userid=userid, groups=groups
+    )
+    return Tagged(record, etag(user.id, user.version))
+
+
+@retried
+async def create_user(
+    session: AsyncSession, *, userid: str, record: UserRecordIn
+) -> Tagged[UserRecord]:
+    if not is_valid_name(userid):
+        raise InvalidName("userid", userid)
+    _check_userid(userid, record.userid)
+    async with session.begin():
+        new_groups = sorted(await group_ids(session, record.groups))
+        # Their member lists change: lock them (groups before users, always).
+        await group_repo.lock_ids(session, ids=new_groups)
+        try:
+            # The unique key decides, not a prior check: no race between two POSTs.
+            user_id = await user_repo.insert_user(
+                session, userid=userid, first_name=record.first_name, last_name=record.last_name
+            )
+        except IntegrityError:
+            raise UserExists(userid) from None
+        await memberships.add_for_user(session, user_id=user_id, group_ids=new_groups)
+        await group_repo.bump(session, ids=new_groups)
+    stored = UserRecord(
+        first_name=record.first_name,
+        last_name=record.last_name,
+        userid=userid,
+        groups=sorted(record.groups),
+    )
+    return Tagged(stored, etag(user_id, 1))
+
+
+async def replace_user(
+    session: AsyncSession, *, userid: str, record: UserRecordIn, if_match: IfMatch | None = None
+) -> Tagged[UserRecord]:
+    """PUT: the whole record; absent groups empty them."""
+    return await update_user(
+        session,
+        userid=userid,
+        first_name=record.first_name,
+        last_name=record.last_name,
+        groups=record.groups,
+        given_userid=record.userid,
+        if_match=if_match,
+    )
+
+
+@retried
+async def update_user(
+    session: AsyncSession,
+    *,
+    userid: str,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    groups: Sequence[str] | None = None,
+    given_userid: str | None = None,
+    if_match: IfMatch | None = None,
+) -> Tagged[UserRecord]:
+    """Change what is given (None keeps the current value); PUT and PATCH both end here."""
+    if not is_valid_name(userid):
+        raise UserNotFound(userid)
+    _check_userid(userid, given_userid)
+    async with session.begin():
+        seen = await user_repo.find(session, userid=userid)
+        if seen is None:
+            raise UserNotFound(userid)
+        wanted = None if groups is None else await group_ids(session, groups)
+        before = await memberships.group_ids_of(session, user_id=seen.id)
+        # Lock the groups whose member lists change before the user, as every
+        # writer does, so that two writers never wait for each other.
+        locked = set() if wanted is None else before ^ wanted
+        await group_repo.lock_ids(session, ids=sorted(locked))
+        user = await user_repo.lock(session, userid=userid)
+        if user is None:
+            raise UserNotFound(userid)
+        check(if_match, f"User {userid!r}", user.id, user.version)
+        current = await memberships.group_ids_of(session, user_id=user.id)
+        if wanted is not None:
+            added, removed = wanted - current, current - wanted
+            # Rare: a membership changed between the first look and the lock.
+            await group_repo.lock_ids(session, ids=sorted((added | removed) - locked))
+            await memberships.remove_for_user(session, user_id=user.id, group_ids=sorted(removed))
+            await memberships.add_for_user(session, user_id=user.id, group_ids=sorted(added))
+            await group_repo.bump(session, ids=sorted(added | removed))
+        first_name = first_name if first_name is not None else user.first_name
+        last_name = last_name if last_name is not None else user.last_name
+        version = await user_repo.update_user(
+            session, user_id=user.id, first_name=first_name, last_name=last_name
+        )
+        names = (
+            sorted(groups)
+            if groups is not None
+            else await group_repo.names_of(session, ids=sorted(current))
+        )
+    record = UserRecord(first_name=first_name, last_name=last_name, userid=userid, groups=names)
+    return Tagged(record, etag(user.id, version))
+
+
+@retried
+async def delete_user(
+    session: AsyncSession, *, userid: str, if_match: IfMatch | None = None
+) -> None:
+    if not is_valid_name(userid):
+        raise UserNotFound(userid)
+    async with session.begin():
+        seen = await user_repo.find(session, userid=userid)
+        if seen is None:
+            raise UserNotFound(userid)
+        before = await memberships.group_ids_of(session, user_id=seen.id)
+        await group_repo.lock_ids(session, ids=sorted(before))
+        user = await user_repo.lock(session, userid=userid, for_delete=True)
+        if user is None:
+            raise UserNotFound(userid)
+        check(if_match, f"User {userid!r}", user.id, user.version)
+        current = await memberships.group_ids_of(session, user_id=user.id)
+        await group_repo.lock_ids(session, ids=sorted(current - before))
+        # The memberships go by cascade; the groups they leave have changed.
+        await group_repo.bump(session, ids=sorted(current))
+        await user_repo.delete_user(session, user_id=user.id)
