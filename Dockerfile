@@ -19,7 +19,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv/grouped-users \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    GROUPED_USERS_DATABASE_URL=sqlite+aiosqlite:////data/grouped-users.db
+    GROUPED_USERS_DATABASE_URL=sqlite+aiosqlite:////data/grouped-users.db \
+    GROUPED_USERS_AUTH=required
 RUN useradd --system --uid 10001 --home-dir /srv/grouped-users grouped-users \
     && mkdir -p /data /srv/grouped-users \
     && chown grouped-users /data

@@ -18,9 +18,10 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## Serve on http://127.0.0.1:8000 with the SQLite file ./data/grouped-users.db (migrates first).
+## Serve on http://127.0.0.1:8000 with the SQLite file ./data/grouped-users.db (migrates
+## first). Local development: authentication is off, which serve allows on loopback only.
 run: venv
-	$(BIN)/grouped-users serve --host 127.0.0.1 --port 8000
+	GROUPED_USERS_AUTH=disabled $(BIN)/grouped-users serve --host 127.0.0.1 --port 8000
 
 ## The whole suite, on SQLite and on PostgreSQL ($$TEST_POSTGRES_URL).
 test: venv

@@ -159,3 +159,36 @@ class Busy(DomainError):
 
     def __init__(self) -> None:
         super().__init__("The database is busy; nothing was changed. Retry in a moment.")
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or ones that are not (or no longer) valid; never says which."""
+
+    def __init__(self) -> None:
+        super().__init__("A valid API token is required: send 'Authorization: Bearer <token>'.")
+
+
+class Forbidden(DomainError):
+    def __init__(self, needed: str) -> None:
+        super().__init__(f"This needs a token with the {needed} role or higher.")
+
+
+class TokenExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A token named {name!r} exists already; revoke it or pick another name.")
+
+
+class TokenNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"There is no token {name!r}.")
+
+
+class InvalidToken(Invalid):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"The {field} {message}.", [FieldProblem(field, message)])
+
+
+class ListTooLong(Invalid):
+    def __init__(self, field: str, length: int, limit: int) -> None:
+        message = f"has {length} entries; at most {limit} are accepted"
+        super().__init__(f"The list {field} {message}.", [FieldProblem(field, message)])

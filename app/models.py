@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
     ForeignKey,
@@ -86,3 +88,36 @@ class Membership(Base):
     )
 
     __table_args__ = (Index("ix_memberships_user_id_group_id", "user_id", "group_id"),)
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # SHA-256 of the secret, hex; the secret itself is never stored.
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit"
+    __table_args__ = (
+        Index("ix_audit_resource_id", "resource", "id"),
+        Index("ix_audit_actor_id", "actor", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    # "users/jsmith", "groups/admins", "groups/admins/members/jsmith", "tokens/ci"
+    resource: Mapped[str] = mapped_column(String(160))
+    before: Mapped[Any | None] = mapped_column(JSON)
+    after: Mapped[Any | None] = mapped_column(JSON)
+    request_id: Mapped[str | None] = mapped_column(String(128))

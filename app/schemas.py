@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Annotated, Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -184,4 +193,57 @@ class GroupPage(BaseModel):
     """A page of groups, sorted by name; pass `next_cursor` back for the next one."""
 
     items: list[GroupSummary]
+    next_cursor: str | None
+
+
+class TokenCreate(BaseModel):
+    """A new API token: its secret is in the response, once."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "ci", "role": "writer", "expires_in": "90d"}]},
+    )
+
+    name: Name
+    role: Literal["reader", "writer", "admin"]
+    expires_in: str | None = Field(
+        default=None, description="A duration such as 90s, 15m, 12h or 30d; none: never."
+    )
+
+
+class TokenOut(BaseModel):
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret; it is shown this once and never stored.")
+
+
+# The resource before or after a change, as its own endpoint shows it; null
+# where there was none (before a creation, after a deletion).
+Snapshot = Annotated[
+    JsonValue,
+    WithJsonSchema({"description": "The resource as its endpoint shows it, or null."}),
+]
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    resource: str
+    before: Snapshot
+    after: Snapshot
+    request_id: str | None
+
+
+class AuditPage(BaseModel):
+    """Audit entries, newest first; pass `next_cursor` back for older ones."""
+
+    items: list[AuditEntryOut]
     next_cursor: str | None

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=10.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "disabled" is for local development: serve refuses it off loopback.
+    auth: Literal["required", "disabled"] = "required"
+    max_list_length: int = Field(default=50_000, ge=1)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Browser origins allowed to call the API; none (CORS off) unless listed.
+    cors_origins: list[str] = Field(default_factory=list)
 
     @field_validator("database_url")
     @classmethod

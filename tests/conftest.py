@@ -75,8 +75,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
         path = tmp_path / "grouped-users.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return Settings(database_url=f"sqlite+aiosqlite:///{path}")
-    return Settings(database_url=request.getfixturevalue("postgres_url"))
+        return Settings(database_url=f"sqlite+aiosqlite:///{path}", auth="disabled")
+    return Settings(database_url=request.getfixturevalue("postgres_url"), auth="disabled")
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     if database.dialect == "postgresql":
         async with database.engine.begin() as connection:
             await connection.execute(
-                text("TRUNCATE memberships, users, groups RESTART IDENTITY CASCADE")
+                text("TRUNCATE memberships, users, groups, tokens, audit RESTART IDENTITY CASCADE")
             )
     try:
         yield database

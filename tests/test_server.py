@@ -37,6 +37,8 @@ def _environment(database: Path, **extra: str) -> dict[str, str]:
         if not key.startswith("GROUPED_USERS_") and key != "DATABASE_URL"
     }
     env["GROUPED_USERS_DATABASE_URL"] = f"sqlite:///{database}"
+    # Local development mode, as `make run`: loopback only, no tokens.
+    env["GROUPED_USERS_AUTH"] = "disabled"
     env["PYTHONUNBUFFERED"] = "1"
     return env | extra
 

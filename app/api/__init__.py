@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import groups, users
+from app.api import admin, groups, meta, users
 from app.api.docs import install_openapi
+from app.api.middleware import SecurityHeadersMiddleware, TimeoutMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.request_id import RequestIdMiddleware
 from app.db import Database, create_database
@@ -47,17 +49,36 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # Paths are exact: /users/ is not /users (a redirect would turn a
         # POST to an empty userid into a 405 on the collection).
         redirect_slashes=False,
+        # Served by app.api.meta, behind the same token check as the API.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         openapi_tags=[
             {"name": "users", "description": "User records."},
             {"name": "groups", "description": "Groups and their members."},
+            {"name": "tokens", "description": "API tokens (admin)."},
+            {"name": "audit", "description": "The audit log (admin)."},
         ],
     )
     app.state.settings = settings
     if database is not None:
         app.state.database = database
     install_problem_handlers(app)
+    # The last added runs first: request id, then CORS, headers, time limit.
+    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
+    app.add_middleware(SecurityHeadersMiddleware, authenticated=settings.auth == "required")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "Location", "X-Request-ID"],
+        )
     app.add_middleware(RequestIdMiddleware)
     app.include_router(users.router)
     app.include_router(groups.router)
+    app.include_router(admin.router)
+    app.include_router(meta.router)
     install_openapi(app)
     return app

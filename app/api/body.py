@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import email.message
-from collections.abc import Callable, Coroutine
-from typing import Any
 
-from fastapi import Request, Response
-from fastapi.routing import APIRoute
+from fastapi import Request
 from starlette.types import Message, Receive
 
 from app.api.problems import HTTPProblem
@@ -53,28 +50,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class JSONBodyRoute(APIRoute):
-    """A route whose body, if it has one, is JSON of bounded size.
+async def checked_json(request: Request) -> Request:
+    """The request with its body read: JSON (else 415) and within the limit (else 413).
 
     FastAPI's own max_body_size answers a declared oversize body in plain
     text, and a body of another media type reaches validation as bytes (a
     422); SPEC §3 wants a problem+json 413 and a 415.
     """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler
-
-        async def with_checked_body(request: Request) -> Response:
-            body = await read_limited(request, request.app.state.settings.max_body_bytes)
-            content_type = request.headers.get("content-type")
-            if body and not is_json(content_type):
-                raise HTTPProblem(
-                    415,
-                    "unsupported_media_type",
-                    f"The body must be JSON (application/json), not {content_type}.",
-                )
-            return await handler(Request(request.scope, _replay(body, request.receive)))
-
-        return with_checked_body
+    body = await read_limited(request, request.app.state.settings.max_body_bytes)
+    content_type = request.headers.get("content-type")
+    if body and not is_json(content_type):
+        raise HTTPProblem(
+            415,
+            "unsupported_media_type",
+            f"The body must be JSON (application/json), not {content_type}.",
+        )
+    return Request(request.scope, _replay(body, request.receive))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
+from app.errors import ListTooLong
 
 
 async def get_database(request: Request) -> Database:
@@ -37,3 +38,17 @@ WriterSession = Annotated[AsyncSession, Depends(writer_session)]
 # rule is a 404 and a creation a 422 with the rule, which the service decides.
 UseridPath = Annotated[str, Path(description="The user's id.", examples=["jsmith"])]
 GroupPath = Annotated[str, Path(description="The group's name.", examples=["admins"])]
+
+
+async def _list_limit(request: Request) -> int:
+    limit: int = request.app.state.settings.max_list_length
+    return limit
+
+
+# The longest list a body may carry (GROUPED_USERS_MAX_LIST_LENGTH).
+ListLimit = Annotated[int, Depends(_list_limit)]
+
+
+def check_length(field: str, values: Sequence[str] | None, limit: int) -> None:
+    if values is not None and len(values) > limit:
+        raise ListTooLong(field, len(values), limit)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.problems import PROBLEM_JSON, HTTPProblem, domain_problem, http_problem, problem
-from app.errors import DomainError, FieldProblem, PreconditionFailed
+from app.errors import DomainError, FieldProblem, Forbidden, PreconditionFailed, Unauthenticated
 from app.schemas import Problem
 
 Example = DomainError | HTTPProblem | dict[str, Any]
@@ -66,6 +66,28 @@ def _is_fastapi_422(response: dict[str, Any] | None) -> bool:
     return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
 
 
+def _declare_bearer_auth(schema: dict[str, Any]) -> None:
+    """Every operation takes a bearer token and can answer 401 and 403."""
+    schema["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (`grouped-users token create`).",
+        }
+    }
+    schema["security"] = [{"bearer": []}]
+    refusals = problem_responses(Unauthenticated(), Forbidden("writer"))
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status in (401, 403):
+                response = dict(refusals[status])
+                model = response.pop("model")
+                response["content"][PROBLEM_JSON]["schema"] = {
+                    "$ref": f"#/components/schemas/{model.__name__}"
+                }
+                operation["responses"].setdefault(str(status), response)
+
+
 def install_openapi(app: FastAPI) -> None:
     """Error responses are problem+json only, as the handlers send them."""
 
@@ -90,9 +112,10 @@ def install_openapi(app: FastAPI) -> None:
                         if int(status) >= 400 and "application/json" in content:
                             moved = content.pop("application/json")
                             content.setdefault(PROBLEM_JSON, {})["schema"] = moved["schema"]
-            components = schema.get("components", {}).get("schemas", {})
+            components = schema.setdefault("components", {})
             for unused in ("HTTPValidationError", "ValidationError"):
-                components.pop(unused, None)
+                components.get("schemas", {}).pop(unused, None)
+            _declare_bearer_auth(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

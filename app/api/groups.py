@@ -7,9 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
-from app.api.body import JSONBodyRoute
+from app.api.auth import CurrentActor, GuardedRoute
 from app.api.conditions import ETAG_HEADER, IfMatchHeader, IfNoneMatchHeader, not_modified
-from app.api.deps import GroupPath, ReaderSession, UseridPath, WriterSession
+from app.api.deps import (
+    GroupPath,
+    ListLimit,
+    ReaderSession,
+    UseridPath,
+    WriterSession,
+    check_length,
+)
 from app.api.docs import BODY_ERRORS, problem_responses, validation_example
 from app.errors import (
     GroupExists,
@@ -28,7 +35,7 @@ from app.service import groups as service
 from app.service import listing
 from app.service import memberships as membership_service
 
-router = APIRouter(prefix="/groups", tags=["groups"], route_class=JSONBodyRoute)
+router = APIRouter(prefix="/groups", tags=["groups"], route_class=GuardedRoute)
 
 NOT_FOUND = GroupNotFound("admins")
 PRECONDITION_FAILED = PreconditionFailed("Group 'admins'", '"7.12"')
@@ -106,6 +113,7 @@ async def create_group(
     session: WriterSession,
     request: Request,
     response: Response,
+    actor: CurrentActor,
     body: EmptyBody = None,
 ) -> list[str]:
     """Create an empty group; send no body or `[]`, then set members with PUT."""
@@ -113,7 +121,7 @@ async def create_group(
     sent_null = body is None and (await request.body()).strip() != b""
     if sent_null or (body is not None and body != []):
         raise NonEmptyBody()
-    created = await service.create_group(session, name=name)
+    created = await service.create_group(session, actor=actor, name=name)
     response.headers["Location"] = f"/groups/{name}"
     response.headers["ETag"] = created.etag
     return created.value
@@ -141,9 +149,14 @@ async def replace_group_members(
     session: WriterSession,
     response: Response,
     if_match: IfMatchHeader,
+    actor: CurrentActor,
+    list_limit: ListLimit,
 ) -> list[str]:
     """Set the group's members to exactly this list of existing userids."""
-    stored = await service.replace_members(session, name=name, userids=members, if_match=if_match)
+    check_length("members", members, list_limit)
+    stored = await service.replace_members(
+        session, actor=actor, name=name, userids=members, if_match=if_match
+    )
     response.headers["ETag"] = stored.etag
     return stored.value
 
@@ -155,10 +168,10 @@ async def replace_group_members(
     responses=problem_responses(NOT_FOUND, PRECONDITION_FAILED),
 )
 async def delete_group(
-    name: GroupPath, session: WriterSession, if_match: IfMatchHeader
+    name: GroupPath, session: WriterSession, if_match: IfMatchHeader, actor: CurrentActor
 ) -> Response:
     """Delete the group and all its memberships."""
-    await service.delete_group(session, name=name, if_match=if_match)
+    await service.delete_group(session, actor=actor, name=name, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -168,9 +181,11 @@ async def delete_group(
     response_class=Response,
     responses=problem_responses(NOT_FOUND, UserNotFound("jsmith")),
 )
-async def add_member(name: GroupPath, userid: UseridPath, session: WriterSession) -> Response:
+async def add_member(
+    name: GroupPath, userid: UseridPath, session: WriterSession, actor: CurrentActor
+) -> Response:
     """Make the user a member of the group; doing it again changes nothing."""
-    await membership_service.add_member(session, name=name, userid=userid)
+    await membership_service.add_member(session, actor=actor, name=name, userid=userid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -180,7 +195,9 @@ async def add_member(name: GroupPath, userid: UseridPath, session: WriterSession
     response_class=Response,
     responses=problem_responses(NOT_FOUND, UserNotFound("jsmith"), NotAMember("admins", "jsmith")),
 )
-async def remove_member(name: GroupPath, userid: UseridPath, session: WriterSession) -> Response:
+async def remove_member(
+    name: GroupPath, userid: UseridPath, session: WriterSession, actor: CurrentActor
+) -> Response:
     """Remove the user from the group; 404 says whether group, user or membership is missing."""
-    await membership_service.remove_member(session, name=name, userid=userid)
+    await membership_service.remove_member(session, actor=actor, name=name, userid=userid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

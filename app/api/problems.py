@@ -17,6 +17,7 @@ from app.errors import (
     Busy,
     DomainError,
     FieldProblem,
+    Forbidden,
     GroupExists,
     GroupHasNoMembers,
     GroupNotFound,
@@ -24,10 +25,15 @@ from app.errors import (
     InvalidCursor,
     InvalidName,
     InvalidSearch,
+    InvalidToken,
+    ListTooLong,
     NonEmptyBody,
     NotAMember,
     NullField,
     PreconditionFailed,
+    TokenExists,
+    TokenNotFound,
+    Unauthenticated,
     UnknownGroups,
     UnknownUsers,
     UserExists,
@@ -69,9 +75,19 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     InvalidSearch: (422, "invalid_query", "Invalid query"),
     NullField: (422, "invalid_record", "Invalid record"),
     Busy: (503, "database_busy", "Database busy"),
+    Unauthenticated: (401, "unauthenticated", "Unauthenticated"),
+    Forbidden: (403, "forbidden", "Forbidden"),
+    TokenExists: (409, "token_exists", "Token already exists"),
+    TokenNotFound: (404, "token_not_found", "Token not found"),
+    InvalidToken: (422, "invalid_token_request", "Invalid token request"),
+    ListTooLong: (422, "list_too_long", "List too long"),
 }
-# Seconds a client should wait before retrying, for errors that pass.
-RETRY_AFTER: dict[type[DomainError], str] = {Busy: "1"}
+# Headers that go with an error.
+ERROR_HEADERS: dict[type[DomainError], dict[str, str]] = {
+    # Seconds a client should wait before retrying an error that passes.
+    Busy: {"Retry-After": "1"},
+    Unauthenticated: {"WWW-Authenticate": 'Bearer realm="grouped-users"'},
+}
 
 # Status of an HTTP-level error (routing, body parsing) -> (code, title).
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
@@ -198,8 +214,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        retry = RETRY_AFTER.get(type(exc))
-        return respond(domain_problem(exc), request, {"Retry-After": retry} if retry else None)
+        return respond(domain_problem(exc), request, ERROR_HEADERS.get(type(exc)))
 
     @app.exception_handler(HTTPProblem)
     async def _http_problem(request: Request, exc: HTTPProblem) -> JSONResponse:

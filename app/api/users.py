@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
-from app.api.body import JSONBodyRoute
+from app.api.auth import CurrentActor, GuardedRoute
 from app.api.conditions import ETAG_HEADER, IfMatchHeader, IfNoneMatchHeader, not_modified
-from app.api.deps import ReaderSession, UseridPath, WriterSession
+from app.api.deps import ListLimit, ReaderSession, UseridPath, WriterSession, check_length
 from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, validation_example
 from app.errors import (
     InvalidCursor,
@@ -24,7 +24,7 @@ from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
 
-router = APIRouter(prefix="/users", tags=["users"], route_class=JSONBodyRoute)
+router = APIRouter(prefix="/users", tags=["users"], route_class=GuardedRoute)
 
 RECORD_EXAMPLES = {
     "with groups": {
@@ -114,10 +114,16 @@ async def get_user(
     },
 )
 async def create_user(
-    userid: UseridPath, record: RecordBody, session: WriterSession, response: Response
+    userid: UseridPath,
+    record: RecordBody,
+    session: WriterSession,
+    response: Response,
+    actor: CurrentActor,
+    list_limit: ListLimit,
 ) -> UserRecord:
     """Create a user record; its groups must exist already."""
-    created = await service.create_user(session, userid=userid, record=record)
+    check_length("groups", record.groups, list_limit)
+    created = await service.create_user(session, actor=actor, userid=userid, record=record)
     response.headers["Location"] = f"/users/{userid}"
     response.headers["ETag"] = created.etag
     return created.value
@@ -139,9 +145,14 @@ async def replace_user(
     session: WriterSession,
     response: Response,
     if_match: IfMatchHeader,
+    actor: CurrentActor,
+    list_limit: ListLimit,
 ) -> UserRecord:
     """Replace a user record whole: absent groups empty them; the userid cannot change."""
-    stored = await service.replace_user(session, userid=userid, record=record, if_match=if_match)
+    check_length("groups", record.groups, list_limit)
+    stored = await service.replace_user(
+        session, actor=actor, userid=userid, record=record, if_match=if_match
+    )
     response.headers["ETag"] = stored.etag
     return stored.value
 
@@ -168,13 +179,18 @@ async def patch_user(
     session: WriterSession,
     response: Response,
     if_match: IfMatchHeader,
+    actor: CurrentActor,
+    list_limit: ListLimit,
 ) -> UserRecord:
     """Change some fields of a user record (JSON merge patch, RFC 7396)."""
+    check_length("groups", patch.groups, list_limit)
     if nulled := patch.nulled():
         raise NullField(nulled)
     removes_groups = "groups" in patch.model_fields_set and patch.groups is None
     stored = await service.update_user(
         session,
+        actor=actor,
+        action="user.patch",
         userid=userid,
         first_name=patch.first_name,
         last_name=patch.last_name,
@@ -193,8 +209,8 @@ async def patch_user(
     responses=problem_responses(NOT_FOUND, PRECONDITION_FAILED),
 )
 async def delete_user(
-    userid: UseridPath, session: WriterSession, if_match: IfMatchHeader
+    userid: UseridPath, session: WriterSession, if_match: IfMatchHeader, actor: CurrentActor
 ) -> Response:
     """Delete a user record and all its memberships."""
-    await service.delete_user(session, userid=userid, if_match=if_match)
+    await service.delete_user(session, actor=actor, userid=userid, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -113,3 +113,14 @@ async def add_one(session: AsyncSession, *, group_id: int, user_id: int) -> bool
         .returning(Membership.user_id)
     )
     return result.first() is not None
+
+
+async def member_userids(session: AsyncSession, *, group_id: int) -> list[str]:
+    """The sorted userids of the group's members."""
+    rows = await session.scalars(
+        select(User.userid)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.group_id == group_id)
+        .order_by(User.userid)
+    )
+    return list(rows)

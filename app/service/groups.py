@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import Actor
 from app.errors import GroupExists, GroupHasNoMembers, GroupNotFound, InvalidName, UnknownUsers
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
+from app.service.audit import record as audit
 from app.service.common import Tagged, check, retried
 
 
@@ -31,7 +33,7 @@ async def get_members(session: AsyncSession, *, name: str) -> Tagged[list[str]]:
 
 
 @retried
-async def create_group(session: AsyncSession, *, name: str) -> Tagged[list[str]]:
+async def create_group(session: AsyncSession, *, actor: Actor, name: str) -> Tagged[list[str]]:
     if not is_valid_name(name):
         raise InvalidName("name", name)
     async with session.begin():
@@ -40,12 +42,20 @@ async def create_group(session: AsyncSession, *, name: str) -> Tagged[list[str]]
             group = await group_repo.insert_group(session, name=name)
         except IntegrityError:
             raise GroupExists(name) from None
+        await audit(
+            session, actor=actor, action="group.create", resource=f"groups/{name}", after=[]
+        )
     return Tagged([], etag(group.id, group.version))
 
 
 @retried
 async def replace_members(
-    session: AsyncSession, *, name: str, userids: Sequence[str], if_match: IfMatch | None = None
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    name: str,
+    userids: Sequence[str],
+    if_match: IfMatch | None = None,
 ) -> Tagged[list[str]]:
     if not is_valid_name(name):
         raise GroupNotFound(name)
@@ -63,16 +73,25 @@ async def replace_members(
         added, removed = wanted - current, current - wanted
         # The group is locked first, then the users whose records change.
         await user_repo.lock_ids(session, ids=sorted(added | removed))
+        before = await memberships.member_userids(session, group_id=group.id)
         await memberships.remove_for_group(session, group_id=group.id, user_ids=sorted(removed))
         await memberships.add_for_group(session, group_id=group.id, user_ids=sorted(added))
         await user_repo.bump(session, ids=sorted(added | removed))
         await group_repo.bump(session, ids=[group.id])
+        await audit(
+            session,
+            actor=actor,
+            action="group.replace_members",
+            resource=f"groups/{name}",
+            before=before,
+            after=sorted(userids),
+        )
     return Tagged(sorted(userids), etag(group.id, group.version + 1))
 
 
 @retried
 async def delete_group(
-    session: AsyncSession, *, name: str, if_match: IfMatch | None = None
+    session: AsyncSession, *, actor: Actor, name: str, if_match: IfMatch | None = None
 ) -> None:
     if not is_valid_name(name):
         raise GroupNotFound(name)
@@ -82,7 +101,11 @@ async def delete_group(
             raise GroupNotFound(name)
         check(if_match, f"Group {name!r}", group.id, group.version)
         members = sorted(await memberships.user_ids_of(session, group_id=group.id))
+        before = await memberships.member_userids(session, group_id=group.id)
         # The memberships go by cascade; the records of their users change.
         await user_repo.lock_ids(session, ids=members)
         await user_repo.bump(session, ids=members)
         await group_repo.delete_group(session, group_id=group.id)
+        await audit(
+            session, actor=actor, action="group.delete", resource=f"groups/{name}", before=before
+        )

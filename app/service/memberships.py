@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import Actor
 from app.errors import GroupNotFound, NotAMember, UserNotFound
 from app.names import is_valid_name
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
 from app.repository.common import GroupRow, UserRow
+from app.service.audit import record as audit
 from app.service.common import retried
 
 
@@ -25,20 +27,38 @@ async def _lock_pair(session: AsyncSession, name: str, userid: str) -> tuple[Gro
 
 
 @retried
-async def add_member(session: AsyncSession, *, name: str, userid: str) -> None:
-    """Make the user a member; nothing changes when it is one already."""
+async def add_member(session: AsyncSession, *, actor: Actor, name: str, userid: str) -> None:
+    """Make the user a member; nothing changes (nor is audited) when it is one already."""
     async with session.begin():
         group, user = await _lock_pair(session, name, userid)
         if await memberships.add_one(session, group_id=group.id, user_id=user.id):
             await group_repo.bump(session, ids=[group.id])
             await user_repo.bump(session, ids=[user.id])
+            await audit(
+                session,
+                actor=actor,
+                action="membership.add",
+                resource=_resource(name, userid),
+                after={"group": name, "userid": userid},
+            )
 
 
 @retried
-async def remove_member(session: AsyncSession, *, name: str, userid: str) -> None:
+async def remove_member(session: AsyncSession, *, actor: Actor, name: str, userid: str) -> None:
     async with session.begin():
         group, user = await _lock_pair(session, name, userid)
         if not await memberships.remove(session, group_id=group.id, user_id=user.id):
             raise NotAMember(name, userid)
         await group_repo.bump(session, ids=[group.id])
         await user_repo.bump(session, ids=[user.id])
+        await audit(
+            session,
+            actor=actor,
+            action="membership.remove",
+            resource=_resource(name, userid),
+            before={"group": name, "userid": userid},
+        )
+
+
+def _resource(name: str, userid: str) -> str:
+    return f"groups/{name}/members/{userid}"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import Actor
 from app.errors import InvalidName, UserExists, UseridMismatch, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
@@ -14,6 +15,7 @@ from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
 from app.schemas import UserRecord, UserRecordIn
+from app.service.audit import record as audit
 from app.service.common import Tagged, check, group_ids, retried
 
 
@@ -40,7 +42,7 @@ async def get_user(session: AsyncSession, *, userid: str) -> Tagged[UserRecord]:
 
 @retried
 async def create_user(
-    session: AsyncSession, *, userid: str, record: UserRecordIn
+    session: AsyncSession, *, actor: Actor, userid: str, record: UserRecordIn
 ) -> Tagged[UserRecord]:
     if not is_valid_name(userid):
         raise InvalidName("userid", userid)
@@ -58,21 +60,35 @@ async def create_user(
             raise UserExists(userid) from None
         await memberships.add_for_user(session, user_id=user_id, group_ids=new_groups)
         await group_repo.bump(session, ids=new_groups)
-    stored = UserRecord(
-        first_name=record.first_name,
-        last_name=record.last_name,
-        userid=userid,
-        groups=sorted(record.groups),
-    )
+        stored = UserRecord(
+            first_name=record.first_name,
+            last_name=record.last_name,
+            userid=userid,
+            groups=sorted(record.groups),
+        )
+        await audit(
+            session,
+            actor=actor,
+            action="user.create",
+            resource=f"users/{userid}",
+            after=stored.model_dump(),
+        )
     return Tagged(stored, etag(user_id, 1))
 
 
 async def replace_user(
-    session: AsyncSession, *, userid: str, record: UserRecordIn, if_match: IfMatch | None = None
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    userid: str,
+    record: UserRecordIn,
+    if_match: IfMatch | None = None,
 ) -> Tagged[UserRecord]:
     """PUT: the whole record; absent groups empty them."""
     return await update_user(
         session,
+        actor=actor,
+        action="user.replace",
         userid=userid,
         first_name=record.first_name,
         last_name=record.last_name,
@@ -86,6 +102,8 @@ async def replace_user(
 async def update_user(
     session: AsyncSession,
     *,
+    actor: Actor,
+    action: str = "user.update",
     userid: str,
     first_name: str | None = None,
     last_name: str | None = None,
@@ -102,16 +120,23 @@ async def update_user(
         if seen is None:
             raise UserNotFound(userid)
         wanted = None if groups is None else await group_ids(session, groups)
-        before = await memberships.group_ids_of(session, user_id=seen.id)
+        first_seen = await memberships.group_ids_of(session, user_id=seen.id)
         # Lock the groups whose member lists change before the user, as every
         # writer does, so that two writers never wait for each other.
-        locked = set() if wanted is None else before ^ wanted
+        locked = set() if wanted is None else first_seen ^ wanted
         await group_repo.lock_ids(session, ids=sorted(locked))
         user = await user_repo.lock(session, userid=userid)
         if user is None:
             raise UserNotFound(userid)
         check(if_match, f"User {userid!r}", user.id, user.version)
         current = await memberships.group_ids_of(session, user_id=user.id)
+        current_names = await group_repo.names_of(session, ids=sorted(current))
+        before = UserRecord(
+            first_name=user.first_name,
+            last_name=user.last_name,
+            userid=userid,
+            groups=current_names,
+        )
         if wanted is not None:
             added, removed = wanted - current, current - wanted
             # Rare: a membership changed between the first look and the lock.
@@ -124,18 +149,22 @@ async def update_user(
         version = await user_repo.update_user(
             session, user_id=user.id, first_name=first_name, last_name=last_name
         )
-        names = (
-            sorted(groups)
-            if groups is not None
-            else await group_repo.names_of(session, ids=sorted(current))
+        names = sorted(groups) if groups is not None else current_names
+        record = UserRecord(first_name=first_name, last_name=last_name, userid=userid, groups=names)
+        await audit(
+            session,
+            actor=actor,
+            action=action,
+            resource=f"users/{userid}",
+            before=before.model_dump(),
+            after=record.model_dump(),
         )
-    record = UserRecord(first_name=first_name, last_name=last_name, userid=userid, groups=names)
     return Tagged(record, etag(user.id, version))
 
 
 @retried
 async def delete_user(
-    session: AsyncSession, *, userid: str, if_match: IfMatch | None = None
+    session: AsyncSession, *, actor: Actor, userid: str, if_match: IfMatch | None = None
 ) -> None:
     if not is_valid_name(userid):
         raise UserNotFound(userid)
@@ -151,6 +180,19 @@ async def delete_user(
         check(if_match, f"User {userid!r}", user.id, user.version)
         current = await memberships.group_ids_of(session, user_id=user.id)
         await group_repo.lock_ids(session, ids=sorted(current - before))
+        gone = UserRecord(
+            first_name=user.first_name,
+            last_name=user.last_name,
+            userid=userid,
+            groups=await group_repo.names_of(session, ids=sorted(current)),
+        )
         # The memberships go by cascade; the groups they leave have changed.
         await group_repo.bump(session, ids=sorted(current))
         await user_repo.delete_user(session, user_id=user.id)
+        await audit(
+            session,
+            actor=actor,
+            action="user.delete",
+            resource=f"users/{userid}",
+            before=gone.model_dump(),
+        )

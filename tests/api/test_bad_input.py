@@ -396,7 +396,7 @@ async def chunks(body: bytes, size: int = 16) -> AsyncIterator[bytes]:
 @pytest.fixture
 async def small_client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
     """The app with a body limit of LIMIT bytes, over the same database as `client`."""
-    limited = Settings(database_url=settings.database_url, max_body_bytes=LIMIT)
+    limited = settings.model_copy(update={"max_body_bytes": LIMIT})
     transport = httpx.ASGITransport(
         app=create_app(limited, database=database), raise_app_exceptions=False
     )

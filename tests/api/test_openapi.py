@@ -68,7 +68,7 @@ OPERATION_IDS = [pytest.param(path, method, id=f"{method} {path}") for path, met
 @pytest.fixture
 def app() -> FastAPI:
     # No database: building the document never touches one.
-    return create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    return create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", auth="disabled"))
 
 
 @pytest.fixture

@@ -1,0 +1,88 @@
+"""/tokens and /audit: what only admins may see and do."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.auth import AdminRoute, CurrentActor
+from app.api.deps import ReaderSession, WriterSession
+from app.api.docs import BODY_ERRORS, problem_responses
+from app.auth import parse_duration
+from app.errors import InvalidCursor, InvalidToken, TokenExists, TokenNotFound
+from app.schemas import AuditEntryOut, AuditPage, TokenCreate, TokenCreated, TokenOut
+from app.service import audit, tokens
+
+router = APIRouter(route_class=AdminRoute)
+
+
+@router.get("/tokens", tags=["tokens"], response_model=list[TokenOut])
+async def list_tokens(session: ReaderSession) -> list[TokenOut]:
+    """List the API tokens (never their secrets)."""
+    return [TokenOut(**vars(info)) for info in await tokens.list_tokens(session)]
+
+
+@router.post(
+    "/tokens",
+    tags=["tokens"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenCreated,
+    responses=problem_responses(
+        TokenExists("ci"), InvalidToken("expires_in", "must be a duration"), *BODY_ERRORS
+    ),
+)
+async def create_token(
+    spec: TokenCreate, session: WriterSession, response: Response, actor: CurrentActor
+) -> TokenCreated:
+    """Create an API token; the response holds its secret, shown this once."""
+    expires_in: timedelta | None = None
+    if spec.expires_in is not None:
+        seconds = parse_duration(spec.expires_in)
+        if seconds is None:
+            raise InvalidToken("expires_in", "must be a duration such as 90s, 15m, 12h or 30d")
+        expires_in = timedelta(seconds=seconds)
+    info, secret = await tokens.create_token(
+        session, actor=actor, name=spec.name, role=spec.role, expires_in=expires_in
+    )
+    response.headers["Location"] = f"/tokens/{info.name}"
+    return TokenCreated(**vars(info), token=secret)
+
+
+@router.delete(
+    "/tokens/{name}",
+    tags=["tokens"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(TokenNotFound("ci")),
+)
+async def revoke_token(name: str, session: WriterSession, actor: CurrentActor) -> Response:
+    """Revoke an API token: it stops working at once."""
+    await tokens.revoke_token(session, actor=actor, name=name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/audit", tags=["audit"], response_model=AuditPage, responses=problem_responses(InvalidCursor())
+)
+async def list_audit(
+    session: ReaderSession,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+    resource: Annotated[
+        str | None, Query(description="Only this resource, e.g. users/jsmith.")
+    ] = None,
+    actor: Annotated[str | None, Query(description="Only changes by this token name.")] = None,
+    since: Annotated[
+        datetime | None, Query(description="Only changes at or after this time (ISO 8601).")
+    ] = None,
+) -> AuditPage:
+    """The audit log, newest first: who changed what, when, before and after."""
+    page = await audit.list_entries(
+        session, limit=limit, cursor=cursor, resource=resource, actor=actor, since=since
+    )
+    return AuditPage(
+        items=[AuditEntryOut(**vars(entry)) for entry in page.items],
+        next_cursor=page.next_cursor,
+    )
