@@ -15,8 +15,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.api import create_app
+from app.auth import Actor, Role
 from app.db import Database, create_database
 from app.migrations import upgrade
+from app.service import tokens
 from app.settings import Settings
 
 
@@ -93,9 +95,36 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
         await database.dispose()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Modules marked `with_writer_token` run each test twice: with auth
+    # disabled, and with auth required and a writer token.
+    if "auth_mode" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "with_writer_token"
+    ):
+        metafunc.parametrize("auth_mode", ["anonymous", "writer"], indirect=True)
+
+
 @pytest.fixture
-async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+def auth_mode(request: pytest.FixtureRequest) -> str:
+    """How the `client` fixture authenticates: "anonymous" (auth disabled) or "writer"."""
+    return str(getattr(request, "param", "anonymous"))
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, database: Database, auth_mode: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    headers: dict[str, str] = {}
+    if auth_mode == "writer":
+        settings = settings.model_copy(update={"auth": "required"})
+        async with database.writer() as session:
+            _, secret = await tokens.create_token(
+                session, actor=Actor("tests", Role.admin), name="tests-writer", role="writer"
+            )
+        headers["Authorization"] = f"Bearer {secret}"
     app = create_app(settings, database=database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as client:
         yield client

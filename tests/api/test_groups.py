@@ -9,7 +9,8 @@ import pytest
 
 from tests.helpers import assert_problem, create_group, create_user
 
-pytestmark = pytest.mark.anyio
+# SPEC §3 holds with auth disabled and with a writer token alike.
+pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]
 
 JSON_HEADERS = {"content-type": "application/json"}
 

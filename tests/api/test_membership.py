@@ -9,7 +9,8 @@ import pytest
 
 from tests.helpers import assert_problem, create_group, create_user
 
-pytestmark = pytest.mark.anyio
+# SPEC §3 holds with auth disabled and with a writer token alike.
+pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]
 
 # Python's sorted() is byte order, which both databases must also use.
 TRICKY = ["b", "a", "a.b", "a-b", "a_b", "a@b", "0x"]
