@@ -7,9 +7,12 @@ import asyncio
 import getpass
 import ipaddress
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import uvicorn
@@ -19,6 +22,7 @@ from app import __version__
 from app.auth import Actor, Role, parse_duration
 from app.db import Database, create_database
 from app.errors import DomainError
+from app.logs import log_config
 from app.migrations import current_revision, head_revision, upgrade
 from app.service import audit, tokens
 from app.settings import Settings, SettingsError, get_settings
@@ -77,15 +81,22 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
     _run(settings, lambda database: upgrade(database.engine))
+    if args.workers > 1:
+        # Each worker writes its metrics to files here; /metrics sums them.
+        metrics_dir = Path(tempfile.mkdtemp(prefix="grouped-users-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
         "app.api:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        log_config=log_config(settings.log_level, settings.log_format),
         log_level=settings.log_level,
+        access_log=False,
         server_header=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
     return 0
 

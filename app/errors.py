@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.names import NAME_RULE
+from app.names import NAME_RULE, is_valid_name
 
 
 class DomainError(Exception):
@@ -180,7 +180,10 @@ class TokenExists(Conflict):
 
 class TokenNotFound(NotFound):
     def __init__(self, name: str) -> None:
-        super().__init__(f"There is no token {name!r}.")
+        # A name that breaks the name rule may be a secret pasted by mistake:
+        # it is not repeated back.
+        shown = repr(name) if is_valid_name(name) else "with that name"
+        super().__init__(f"There is no token {shown}.")
 
 
 class InvalidToken(Invalid):

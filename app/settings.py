@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=10.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    # On SIGTERM: stop accepting, give requests in flight this long, then close.
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
     # "disabled" is for local development: serve refuses it off loopback.
     auth: Literal["required", "disabled"] = "required"
     max_list_length: int = Field(default=50_000, ge=1)

@@ -66,6 +66,10 @@ def _is_fastapi_422(response: dict[str, Any] | None) -> bool:
     return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
 
 
+# Probes answer without a token: a load balancer has none.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
 def _declare_bearer_auth(schema: dict[str, Any]) -> None:
     """Every operation takes a bearer token and can answer 401 and 403."""
     schema["components"]["securitySchemes"] = {
@@ -77,8 +81,11 @@ def _declare_bearer_auth(schema: dict[str, Any]) -> None:
     }
     schema["security"] = [{"bearer": []}]
     refusals = problem_responses(Unauthenticated(), Forbidden("writer"))
-    for path in schema.get("paths", {}).values():
+    for route, path in schema.get("paths", {}).items():
         for operation in path.values():
+            if route in OPEN_PATHS:
+                operation["security"] = []
+                continue
             for status in (401, 403):
                 response = dict(refusals[status])
                 model = response.pop("model")

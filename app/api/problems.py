@@ -100,7 +100,11 @@ HTTP_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 # What a 422 from schema validation is called, by the tag of the route.
-INVALID_BODY_CODES = {"users": "invalid_record", "groups": "invalid_member_list"}
+INVALID_BODY_CODES = {
+    "users": "invalid_record",
+    "groups": "invalid_member_list",
+    "tokens": "invalid_token_request",
+}
 
 
 def problem(
@@ -249,4 +253,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = (
             f"The server failed on this request; quote request id {request_id} to its operator."
         )
-        return respond(http_problem(500, detail), request)
+        # This answer leaves from outside every middleware: it brings its own
+        # security headers.
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+        return respond(http_problem(500, detail), request, headers)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import cursors
 from app.auth import Actor
+from app.errors import InvalidCursor
 from app.repository import audit as audit_repo
 from app.service.common import retried
 
@@ -74,7 +75,12 @@ async def list_entries(
     since: datetime | None = None,
 ) -> EntryPage:
     last = cursors.decode("audit", cursor)
-    before_id = int(last) if last is not None else None
+    before_id = None
+    if last is not None:
+        # Audit cursors carry an entry id; anything else was not given out here.
+        if not last.isdigit() or int(last) >= 2**63:
+            raise InvalidCursor()
+        before_id = int(last)
     async with session.begin():
         rows = await audit_repo.page(
             session,

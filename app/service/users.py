@@ -146,11 +146,15 @@ async def update_user(
             await group_repo.bump(session, ids=sorted(added | removed))
         first_name = first_name if first_name is not None else user.first_name
         last_name = last_name if last_name is not None else user.last_name
+        names = sorted(groups) if groups is not None else current_names
+        record = UserRecord(first_name=first_name, last_name=last_name, userid=userid, groups=names)
+        if record == before:
+            # Nothing changes: the version (and so every client's ETag) stays,
+            # and there is no change to audit.
+            return Tagged(record, etag(user.id, user.version))
         version = await user_repo.update_user(
             session, user_id=user.id, first_name=first_name, last_name=last_name
         )
-        names = sorted(groups) if groups is not None else current_names
-        record = UserRecord(first_name=first_name, last_name=last_name, userid=userid, groups=names)
         await audit(
             session,
             actor=actor,

@@ -228,7 +228,10 @@ WRITES = {
 }
 # Changes that leave the resource of a write as it was, with a new tag.
 REWRITE = {
-    "/users/a": [Call("PATCH", "/users/a", {"first_name": "A"})],
+    "/users/a": [
+        Call("PATCH", "/users/a", {"first_name": "Z"}),
+        Call("PATCH", "/users/a", {"first_name": "A"}),
+    ],
     "/groups/g": [
         Call("PUT", "/groups/g/members/c", status=204),
         Call("DELETE", "/groups/g/members/c", status=204),
@@ -304,7 +307,7 @@ RECREATE = {
     "user": (
         "/users/a",
         Call("POST", "/users/a", RECORD, 201),
-        Call("PUT", "/users/a", RECORD),
+        Call("PUT", "/users/a", {**RECORD, "last_name": "Changed"}),
     ),
     "group": (
         "/groups/g",
@@ -335,3 +338,28 @@ async def test_a_recreated_resource_does_not_match_old_etags(
         response = await send(client, write, {"If-Match": tag})
         assert_problem(response, 412, "precondition_failed")
     assert await etag_of(client, path) == current
+
+
+# --- A write that changes nothing keeps the tag ------------------------------------------------
+
+NO_OPS: dict[str, Callable[[dict[str, Any]], Call]] = {
+    "same PUT": lambda record: Call("PUT", "/users/a", record),
+    "empty PATCH": lambda record: Call("PATCH", "/users/a", {}),
+    "same-value PATCH": lambda record: Call(
+        "PATCH", "/users/a", {"first_name": record["first_name"]}
+    ),
+}
+
+
+@pytest.mark.parametrize("write", NO_OPS.values(), ids=NO_OPS.keys())
+async def test_a_write_that_changes_nothing_keeps_the_etag(
+    client: httpx.AsyncClient, write: Callable[[dict[str, Any]], Call]
+) -> None:
+    await create_user(client, "a")
+    before, tag = await fetch(client, "/users/a")
+    response = await send(client, write(before), {"If-Match": tag})
+    assert response.status_code == 200, response.text
+    assert response.json() == before
+    assert strong_etag(response) == tag
+    # Clients holding the tag are not sent a needless 412.
+    assert await done(client, Call("PATCH", "/users/a", {"last_name": "Next"}), {"If-Match": tag})
