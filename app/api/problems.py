@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.routing import Match
 
 from app.errors import (
@@ -239,6 +240,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return respond(http_problem(exc.status_code, detail), request, headers)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every connection is busy for longer than GROUPED_USERS_DB_POOL_TIMEOUT:
+        # say so at once rather than let requests pile up.
+        log.warning("database pool exhausted (request id %s)", request.state.request_id)
+        return respond(domain_problem(Busy()), request, ERROR_HEADERS[Busy])
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
