@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.fastread import FAST_READER, FastReader
 from app.settings import Settings
 
 # Read-only use cases run on an engine view carrying this option, so that on
@@ -28,12 +29,16 @@ class Database:
     writer: async_sessionmaker[AsyncSession]
     # Use cases that only read.
     reader: async_sessionmaker[AsyncSession]
+    # SQLite files only: single-statement reads on the event loop's thread.
+    fast_reader: FastReader | None = None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def dispose(self) -> None:
+        if self.fast_reader is not None:
+            self.fast_reader.close()
         await self.engine.dispose()
 
 
@@ -53,10 +58,22 @@ def create_database(settings: Settings) -> Database:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     read_engine = engine.execution_options(**{_READ_ONLY: True})
+    path = settings.sqlite_path()
+    fast_reader = (
+        FastReader(path, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        if path is not None and engine.dialect.name == "sqlite"
+        else None
+    )
     return Database(
         engine=engine,
         writer=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
-        reader=async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False),
+        reader=async_sessionmaker(
+            read_engine,
+            expire_on_commit=False,
+            autoflush=False,
+            info={FAST_READER: fast_reader} if fast_reader is not None else {},
+        ),
+        fast_reader=fast_reader,
     )
 
 

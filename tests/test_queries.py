@@ -39,7 +39,8 @@ class Statement:
 
 @contextmanager
 def captured(database: Database) -> Iterator[list[Statement]]:
-    """The statements the engine runs inside the block, noise left out."""
+    """The statements run inside the block, noise left out: through the engine, and
+    through SQLite's fast reader (app.fastread), which bypasses it."""
     statements: list[Statement] = []
 
     def record(
@@ -48,12 +49,19 @@ def captured(database: Database) -> Iterator[list[Statement]]:
         if not NOISE.match(sql):
             statements.append(Statement(sql, parameters))
 
+    def record_fast(sql: str, parameters: dict[str, Any]) -> None:
+        statements.append(Statement(sql, parameters))
+
     target = database.engine.sync_engine
     event.listen(target, "before_cursor_execute", record)
+    if database.fast_reader is not None:
+        database.fast_reader.listeners.append(record_fast)
     try:
         yield statements
     finally:
         event.remove(target, "before_cursor_execute", record)
+        if database.fast_reader is not None:
+            database.fast_reader.listeners.remove(record_fast)
 
 
 @pytest.fixture
