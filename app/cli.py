@@ -1,30 +1,35 @@
-"""The grouped-users command: serve, db, token and audit, over the same services as HTTP."""
+"""The grouped-users command: serve, db, token, audit, import, export; the services of HTTP."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import getpass
 import ipaddress
 import json
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, NoReturn, TypeVar
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
+from tqdm import tqdm
 
-from app import __version__
+from app import __version__, bulkfiles
 from app.auth import Actor, Role, parse_duration
 from app.db import Database, create_database
 from app.errors import DomainError
 from app.logs import log_config
 from app.migrations import current_revision, head_revision, upgrade
-from app.service import audit, tokens
+from app.service import audit, bulk, tokens
 from app.settings import Settings, SettingsError, get_settings
 
 T = TypeVar("T")
@@ -81,23 +86,28 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
     _run(settings, lambda database: upgrade(database.engine))
+    metrics_dir: Path | None = None
     if args.workers > 1:
         # Each worker writes its metrics to files here; /metrics sums them.
         metrics_dir = Path(tempfile.mkdtemp(prefix="grouped-users-metrics-"))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn.run(
-        "app.api:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=log_config(settings.log_level, settings.log_format),
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
-    )
+    try:
+        uvicorn.run(
+            "app.api:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=log_config(settings.log_level, settings.log_format),
+            log_level=settings.log_level,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -191,6 +201,223 @@ def audit_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def import_users(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        fmt = bulkfiles.format_of(args.file, args.format)
+        stream = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115
+    except bulkfiles.FileFormatError as exc:
+        print(f"grouped-users: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"grouped-users: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    name = "standard input" if args.file == "-" else args.file
+    started = time.monotonic()
+    # Rows come and go by the million: look for reference cycles less often
+    # than every 700 allocations, and never among what was loaded at start.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        with stream, _ImportProgress(stream) as progress:
+            result = _with_session(
+                settings,
+                lambda session: bulk.import_users(
+                    session,
+                    actor=_operator(),
+                    rows=bulkfiles.read_rows(stream, fmt),
+                    create_groups=args.create_groups,
+                    replace=args.replace,
+                    batch_size=args.batch_size,
+                    report_limit=args.report_limit,
+                    progress=progress.update,
+                ),
+            )
+    except bulk.ImportRefused as exc:
+        _report(name, bulkfiles.PLACE[fmt], exc)
+        return 1
+    created = result.groups_created
+    shown = ", ".join(created[:5]) + (", ..." if len(created) > 5 else "")
+    details = [f"{len(created):,} groups created: {shown}"] if created else []
+    if args.replace:
+        details.insert(
+            0,
+            f"{result.created:,} created, {result.replaced:,} replaced, "
+            f"{result.unchanged:,} unchanged",
+        )
+    extra = f" ({'; '.join(details)})" if details else ""
+    seconds = time.monotonic() - started
+    print(f"imported {result.rows:,} users from {name}{extra} in {seconds:.1f} s")
+    return 0
+
+
+def _report(name: str, place: str, refused: bulk.ImportRefused) -> None:
+    print(f"grouped-users: {name}: {refused.detail} The bad rows:", file=sys.stderr)
+    for row in refused.bad_rows:
+        who = f" [{row.userid}]" if row.userid else ""
+        print(f"{place} {row.line}{who}: {row.message}", file=sys.stderr)
+    hidden = refused.count - len(refused.bad_rows)
+    if hidden:
+        print(f"... and {hidden:,} more (--report-limit shows more)", file=sys.stderr)
+    reasons = {row.reason for row in refused.bad_rows}
+    if bulk.Reason.exists in reasons:
+        print("--replace overwrites the users that exist.", file=sys.stderr)
+    if bulk.Reason.unknown_groups in reasons:
+        print("--create-groups creates the groups that do not exist.", file=sys.stderr)
+
+
+def _bar(desc: str, unit: str, total: int | None = None, divisor: int = 1000) -> tqdm[NoReturn]:
+    # Drawn on a terminal only: in a pipe or a log, stderr stays quiet.
+    return tqdm(
+        desc=desc,
+        total=total,
+        unit=unit,
+        unit_scale=True,
+        unit_divisor=divisor,
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        dynamic_ncols=True,
+        mininterval=0.25,
+    )
+
+
+class _ImportProgress:
+    """Bytes read of the file (for the ETA), with the rows and rows/s beside them."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.rows, self.read = stream, 0, 0
+        self.started = time.monotonic()
+        try:
+            size: int | None = os.fstat(stream.fileno()).st_size or None
+            stream.tell()
+        except (OSError, ValueError):
+            size = None
+        self.bar = _bar("import", "B", total=size, divisor=1024)
+
+    def update(self, rows: int) -> None:
+        self.rows += rows
+        try:
+            position = self.stream.tell()
+        except (OSError, ValueError):
+            position = self.read
+        self.bar.update(position - self.read)
+        self.read = position
+        rate = self.rows / max(time.monotonic() - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{self.rows:,} rows, {rate:,.0f} rows/s")
+
+    def __enter__(self) -> _ImportProgress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.bar.close()
+
+
+class _ExportProgress:
+    """Writes the records on, and counts them on a bar (an ExportSink)."""
+
+    def __init__(self, writer: bulkfiles.RecordWriter) -> None:
+        self.writer = writer
+        self.bar: tqdm[NoReturn] | None = None
+
+    def start(self, total: int) -> None:
+        self.bar = _bar("export", " rows", total=total)
+        with _writing():
+            self.writer.start(total)
+
+    def write(self, users: Sequence[bulk.ExportedUser]) -> None:
+        with _writing():
+            self.writer.write(users)
+        if self.bar is not None:
+            self.bar.update(len(users))
+
+    def finish(self) -> None:
+        with _writing():
+            self.writer.finish()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def export_users(args: argparse.Namespace, settings: Settings) -> int:
+    path = args.output if args.output not in (None, "-") else None
+    where = path or "standard output"
+    started = time.monotonic()
+    try:
+        fmt = bulkfiles.format_of(path, args.format or (None if path else "ndjson"))
+        with _output(path) as out:
+            progress = _ExportProgress(bulkfiles.RecordWriter(out, fmt))
+            try:
+                count = _run(
+                    settings, lambda database: _export(database, progress, args.batch_size)
+                )
+                progress.finish()
+            finally:
+                progress.close()
+    except bulkfiles.FileFormatError as exc:
+        print(f"grouped-users: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other filters do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except _WriteFailed as exc:
+        print(f"grouped-users: cannot write {where}: {exc}", file=sys.stderr)
+        return 2
+    if path is not None:
+        seconds = time.monotonic() - started
+        print(f"exported {count:,} users to {path} in {seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+async def _export(database: Database, sink: _ExportProgress, batch_size: int) -> int:
+    async with database.reader() as session:
+        return await bulk.export_users(session, sink=sink, batch_size=batch_size)
+
+
+class _WriteFailed(Exception):
+    """Writing the export failed (a full disk, say); not the database."""
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _WriteFailed(exc.strerror or str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    """Standard output, or a file that appears whole once the export is done."""
+    if path is None:
+        with open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False) as out:
+            yield out
+        return
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        with _writing():
+            out = partial.open("w", encoding="utf-8", newline="")
+        try:
+            yield out
+        finally:
+            with _writing():
+                out.close()
+        with _writing():
+            partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="grouped-users",
@@ -233,6 +460,54 @@ def parser() -> argparse.ArgumentParser:
     log.add_argument("--actor", help="only changes by this actor")
     log.add_argument("--since", type=datetime.fromisoformat, help="ISO 8601 time")
     log.set_defaults(handler=audit_list)
+
+    load = commands.add_parser(
+        "import",
+        help="import user records from a JSON, NDJSON or CSV file, all or nothing",
+        description="Import user records (the API's record, userid required) from FILE: "
+        "a JSON array, NDJSON (one record a line) or CSV (userid,first_name,last_name,groups "
+        "with groups separated by ';'). Every row is checked first; if any is bad, nothing "
+        "is stored and the bad rows are listed with their line numbers.",
+    )
+    load.add_argument("file", metavar="FILE", help="the file to read; - for standard input")
+    load.add_argument("--format", choices=bulkfiles.FORMATS, help="default: by extension")
+    load.add_argument(
+        "--create-groups", action="store_true", help="create the groups that do not exist"
+    )
+    load.add_argument(
+        "--replace", action="store_true", help="overwrite users that exist (as PUT would)"
+    )
+    load.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=bulk.DEFAULT_BATCH_SIZE,
+        help=f"rows written per statement ({bulk.DEFAULT_BATCH_SIZE:,})",
+    )
+    load.add_argument(
+        "--report-limit",
+        type=_positive,
+        default=bulk.DEFAULT_REPORT_LIMIT,
+        help=f"bad rows listed at most ({bulk.DEFAULT_REPORT_LIMIT})",
+    )
+    load.set_defaults(handler=import_users)
+
+    dump = commands.add_parser(
+        "export",
+        help="export every user record, in userid order",
+        description="Write every user record, sorted by userid with sorted groups, as "
+        "JSON, NDJSON or CSV, to standard output or --output FILE.",
+    )
+    dump.add_argument(
+        "--format", choices=bulkfiles.FORMATS, help="default: by --output's extension, else ndjson"
+    )
+    dump.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    dump.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=bulk.DEFAULT_BATCH_SIZE,
+        help=f"rows fetched at a time ({bulk.DEFAULT_BATCH_SIZE:,})",
+    )
+    dump.set_defaults(handler=export_users)
     return root
 
 
