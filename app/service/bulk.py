@@ -1,0 +1,335 @@
+"""Use cases of many users at once: import a file of records, export every record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Actor
+from app.errors import Busy, Conflict, DomainError, UnknownGroups
+from app.repository import bulk as bulk_repo
+from app.repository import groups as group_repo
+from app.repository import users as user_repo
+from app.schemas import UserRecordIn
+from app.service.audit import record as audit
+
+DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_REPORT_LIMIT = 100
+# PostgreSQL aborts one of two transactions that wait on each other.
+_ABORTED_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One record of an import file: validated, or the reason it is not.
+
+    `line` is where it starts in the file (for a JSON array: the element's
+    number, from 1); `userid` is the one written there, when there is one.
+    """
+
+    line: int
+    record: UserRecordIn | None = None
+    problem: str | None = None
+    userid: str | None = None
+
+
+class Reason(enum.Enum):
+    invalid = "invalid"
+    duplicate = "duplicate"
+    exists = "exists"
+    unknown_groups = "unknown_groups"
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int
+    userid: str | None
+    reason: Reason
+    message: str
+
+
+class ImportRefused(DomainError):
+    """Some rows are bad: nothing was stored. `bad_rows` holds the first of them."""
+
+    def __init__(self, bad_rows: list[BadRow], count: int) -> None:
+        rows = "row is" if count == 1 else "rows are"
+        super().__init__(f"{count} {rows} bad; nothing was imported.")
+        self.bad_rows = bad_rows
+        self.count = count
+
+
+class ConcurrentChange(Conflict):
+    def __init__(self) -> None:
+        super().__init__(
+            "Another writer created some of these users or groups during the import; "
+            "nothing was imported. Run it again."
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    created: int
+    replaced: int
+    unchanged: int
+    groups_created: list[str]
+
+
+async def import_users(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    rows: Iterable[ImportRow],
+    create_groups: bool = False,
+    replace: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    report_limit: int = DEFAULT_REPORT_LIMIT,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Store every row, or none of them and say which rows are bad.
+
+    Rows are read as they come, `batch_size` at a time, each batch written with
+    a few statements inside the one transaction. Not retried: the rows are read
+    once.
+    """
+    run = _Import(session, create_groups=create_groups, replace=replace, limit=report_limit)
+    try:
+        async with session.begin():
+            await bulk_repo.prepare(session)
+            try:
+                run.boundary = await bulk_repo.last_user_id(session)
+                async with contextlib.aclosing(_batches(rows, batch_size)) as batches:
+                    async for batch in batches:
+                        await run.add(batch)
+                        if progress is not None:
+                            progress(len(batch))
+            finally:
+                await bulk_repo.finish(session)
+            if run.bad_count:
+                raise ImportRefused(run.bad_rows, run.bad_count)
+            result = run.result()
+            # Their member lists changed: their versions, and so their ETags, do.
+            created_ids = set(run.created_groups.values())
+            await group_repo.bump(session, ids=sorted(run.touched - created_ids))
+            after: dict[str, object] = {
+                "users": result.created + result.replaced,
+                "groups_created": result.groups_created,
+            }
+            if replace:
+                after |= {"replaced": result.replaced, "unchanged": result.unchanged}
+            await audit(session, actor=actor, action="bulk.import", resource="users", after=after)
+    except IntegrityError as exc:
+        raise ConcurrentChange() from exc
+    except DBAPIError as exc:
+        if _busy(exc):
+            raise Busy() from exc
+        raise
+    return result
+
+
+async def _batches(rows: Iterable[ImportRow], size: int) -> AsyncGenerator[list[ImportRow]]:
+    """The rows, `size` at a time; the next batch is read while this one is written.
+
+    Reading and checking rows is Python work; writing them is mostly the
+    database's, which leaves the interpreter free meanwhile.
+    """
+    source = iter(rows)
+
+    def read() -> list[ImportRow]:
+        return list(itertools.islice(source, size))
+
+    upcoming = asyncio.ensure_future(asyncio.to_thread(read))
+    try:
+        while batch := await upcoming:
+            upcoming = asyncio.ensure_future(asyncio.to_thread(read))
+            yield batch
+    finally:
+        # Never leave the reader running on a file the caller is about to close.
+        await asyncio.gather(upcoming, return_exceptions=True)
+
+
+def _busy(exc: DBAPIError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) in _ABORTED_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+@dataclass
+class _Import:
+    """What an import has learnt so far, batch after batch."""
+
+    session: AsyncSession
+    create_groups: bool
+    replace: bool
+    limit: int
+    # Users with an id above this were created by this import.
+    boundary: int = 0
+    group_ids: dict[str, int] = field(default_factory=dict)
+    unknown_groups: set[str] = field(default_factory=set)
+    created_groups: dict[str, int] = field(default_factory=dict)
+    # Groups whose member lists change.
+    touched: set[int] = field(default_factory=set)
+    # Existing users replaced so far (only these are remembered: a new user
+    # is known by its id above `boundary`).
+    replaced: set[str] = field(default_factory=set)
+    rows: int = 0
+    created: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)
+    bad_count: int = 0
+
+    def refuse(self, row: ImportRow, reason: Reason, message: str) -> None:
+        self.bad_count += 1
+        if len(self.bad_rows) < self.limit:
+            self.bad_rows.append(BadRow(row.line, row.userid, reason, message))
+
+    def result(self) -> ImportResult:
+        return ImportResult(
+            self.rows, self.created, self.changed, self.unchanged, sorted(self.created_groups)
+        )
+
+    async def add(self, batch: list[ImportRow]) -> None:
+        self.rows += len(batch)
+        records = self._valid(batch)
+        await self._resolve_groups(records)
+        known = []
+        for row, userid, record in records:
+            unknown = [name for name in record.groups if name in self.unknown_groups]
+            if unknown:
+                problems = UnknownGroups(unknown, record.groups).problems
+                message = "; ".join(f"{p.field}: {p.message}" for p in problems)
+                self.refuse(row, Reason.unknown_groups, message)
+            else:
+                known.append((row, userid, record))
+        existing = await user_repo.find_many(
+            self.session, userids=[userid for _, userid, _ in known]
+        )
+        new: list[tuple[str, UserRecordIn]] = []
+        replacing: list[tuple[int, str, UserRecordIn]] = []
+        for row, userid, record in known:
+            user_id = existing.get(userid)
+            if user_id is None:
+                new.append((userid, record))
+            elif user_id > self.boundary or userid in self.replaced:
+                self.refuse(row, Reason.duplicate, _listed_twice(userid))
+            elif not self.replace:
+                self.refuse(row, Reason.exists, f"user {userid!r} already exists")
+            else:
+                self.replaced.add(userid)
+                replacing.append((user_id, userid, record))
+        await bulk_repo.insert_users(
+            self.session, users=[(userid, r.first_name, r.last_name) for userid, r in new]
+        )
+        self.created += len(new)
+        group_ids = self.group_ids
+        pairs = [(group_ids[name], userid) for userid, r in new for name in r.groups]
+        self.touched.update(group_id for group_id, _ in pairs)
+        pairs += await self._replace(replacing)
+        await bulk_repo.add_memberships(self.session, pairs=pairs)
+
+    def _valid(self, batch: list[ImportRow]) -> list[tuple[ImportRow, str, UserRecordIn]]:
+        """The rows that are valid records with a userid not seen in this batch."""
+        valid = []
+        seen: set[str] = set()
+        for row in batch:
+            record = row.record
+            userid = record.userid if record is not None else None
+            if record is None or userid is None:
+                message = row.problem or "userid: is required in an import"
+                self.refuse(row, Reason.invalid, message)
+            elif userid in seen:
+                self.refuse(row, Reason.duplicate, _listed_twice(userid))
+            else:
+                seen.add(userid)
+                valid.append((row, userid, record))
+        return valid
+
+    async def _resolve_groups(self, records: list[tuple[ImportRow, str, UserRecordIn]]) -> None:
+        named = {name for _, _, record in records for name in record.groups}
+        names = sorted(named - self.group_ids.keys() - self.unknown_groups)
+        if not names:
+            return
+        found = await group_repo.find_many(self.session, names=names)
+        self.group_ids |= found
+        missing = [name for name in names if name not in found]
+        if missing and self.create_groups:
+            created = await bulk_repo.insert_groups(self.session, names=missing)
+            self.group_ids |= created
+            self.created_groups |= created
+        else:
+            self.unknown_groups.update(missing)
+
+    async def _replace(
+        self, replacing: list[tuple[int, str, UserRecordIn]]
+    ) -> list[tuple[int, str]]:
+        """Overwrite these existing users as PUT would; their new memberships, to add."""
+        if not replacing:
+            return []
+        current = await bulk_repo.current(
+            self.session, ids=[user_id for user_id, _, _ in replacing]
+        )
+        changed: list[tuple[int, str, UserRecordIn]] = []
+        for user_id, userid, record in replacing:
+            first, last, groups = current[user_id]
+            if (first, last) == (record.first_name, record.last_name) and sorted(groups) == sorted(
+                record.groups
+            ):
+                # As PUT: an unchanged record keeps its version (and ETag).
+                self.unchanged += 1
+                continue
+            changed.append((user_id, userid, record))
+            self.touched |= set(groups.values()) ^ {self.group_ids[g] for g in record.groups}
+        await bulk_repo.replace_users(
+            self.session, users=[(i, r.first_name, r.last_name) for i, _, r in changed]
+        )
+        await bulk_repo.remove_memberships(self.session, user_ids=[i for i, _, _ in changed])
+        self.changed += len(changed)
+        return [(self.group_ids[name], userid) for _, userid, r in changed for name in r.groups]
+
+
+def _listed_twice(userid: str) -> str:
+    return f"userid {userid!r} is listed earlier in this file"
+
+
+ExportedUser = tuple[str, str, str, list[str]]
+
+
+class ExportSink(Protocol):
+    """Where exported records go, a batch at a time."""
+
+    def start(self, total: int) -> None: ...
+
+    def write(self, users: Sequence[ExportedUser]) -> None: ...
+
+
+async def export_users(
+    session: AsyncSession, *, sink: ExportSink, batch_size: int = DEFAULT_BATCH_SIZE
+) -> int:
+    """Send every user, in userid order with sorted groups, to the sink; how many were sent.
+
+    One read transaction: the export is one consistent snapshot. A batch is
+    written (in a thread) while the database reads the next one.
+    """
+    sent = 0
+    async with session.begin():
+        sink.start(await bulk_repo.count_users(session))
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for users in bulk_repo.stream_users(session, batch_size=batch_size):
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(sink.write, users))
+                sent += len(users)
+        finally:
+            if writing is not None:
+                await writing
+    return sent
