@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | c
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 export TEST_POSTGRES_URL
 
-.PHONY: run test check fmt lock venv clean
+.PHONY: run test check fmt lock venv clean bench bench-quick soak
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ run: venv
 test: venv
 	$(BIN)/python -m pytest
 
+## The full soak test: 64 clients for 60 s against `serve --workers 4` on PostgreSQL
+## ($$TEST_POSTGRES_URL); prints requests, errors by status and p50/p99 latency.
+soak: venv
+	$(BIN)/python -m tests.soak.run --seconds 60 --clients 64 --workers 4 --database postgresql
+
 ## Lint, format check, strict typing, Dockerfile lint.
 check: venv
 	$(BIN)/ruff check .
@@ -42,6 +47,14 @@ fmt: venv
 lock:
 	uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements.lock
 	uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes -o requirements-dev.lock
+
+## Benchmarks (bench/README.md): wrk on loopback against the real server, as a ratio
+## to a bare FastAPI ceiling app; SQLite and PostgreSQL. bench-quick takes < 2 minutes.
+bench: venv
+	$(BIN)/python -m bench.run --profile full
+
+bench-quick: venv
+	$(BIN)/python -m bench.run --profile quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
