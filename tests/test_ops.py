@@ -316,6 +316,8 @@ async def test_two_workers_sum_their_metrics_and_log_one_line_per_request(
                 assert _value(samples, IN_FLIGHT) >= 1
                 assert all("nobody" not in v for s in samples for v in s.labels.values())
 
+        # Read while serving: serve removes the directory when it stops.
+        per_worker = _per_worker(tmp_path, REQUESTS, method="GET", route="/users/{userid}")
         # Stopped before reading: a worker writes its line after the answer has gone.
         code = await terminate(server)
         assert graceful_exit(code), server.log_tail()
@@ -343,14 +345,13 @@ async def test_two_workers_sum_their_metrics_and_log_one_line_per_request(
     assert all(line["status"] == 200 for line in metrics_lines)
 
     # Both workers answered some of the n requests, and every /metrics above showed their sum.
-    per_worker = _per_worker(tmp_path, REQUESTS, method="GET", route="/users/{userid}")
     assert len(per_worker) == 2, per_worker
     assert sum(per_worker.values()) == n, per_worker
     assert all(count > 0 for count in per_worker.values()), per_worker
 
 
 def _per_worker(directory: Path, name: str, **labels: str) -> dict[str, float]:
-    """From the multiprocess files serve left (its TMPDIR is the test's): pid -> value."""
+    """From the multiprocess files of a running serve (its TMPDIR is the test's): pid -> value."""
     (metrics_dir,) = directory.glob("grouped-users-metrics-*")
     values = {}
     for counter in metrics_dir.glob("counter_*.db"):
