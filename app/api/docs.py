@@ -9,7 +9,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.problems import PROBLEM_JSON, HTTPProblem, domain_problem, http_problem, problem
-from app.errors import DomainError, FieldProblem, Forbidden, PreconditionFailed, Unauthenticated
+from app.errors import (
+    Busy,
+    DomainError,
+    FieldProblem,
+    Forbidden,
+    PreconditionFailed,
+    Unauthenticated,
+)
 from app.schemas import Problem
 
 Example = DomainError | HTTPProblem | dict[str, Any]
@@ -56,6 +63,9 @@ MALFORMED_JSON = http_problem(400, "The body is not valid JSON: Expecting value 
 TOO_LARGE = http_problem(413, "The body is larger than the limit of 8388608 bytes.")
 NOT_JSON = http_problem(415, "The body must be JSON (application/json), not text/plain.")
 PRECONDITION_FAILED = PreconditionFailed("User 'jsmith'", '"42.3"')
+REQUEST_TIMEOUT = http_problem(
+    503, "The request took longer than 30 s and was abandoned; nothing changed.", "request_timeout"
+)
 BODY_ERRORS: tuple[Example, ...] = (MALFORMED_JSON, TOO_LARGE, NOT_JSON)
 
 
@@ -71,7 +81,8 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def _declare_bearer_auth(schema: dict[str, Any]) -> None:
-    """Every operation takes a bearer token and can answer 401 and 403."""
+    """Every operation takes a bearer token and can answer 401 and 403; and
+    any can meet a busy database or the time limit (503) or a bug (500)."""
     schema["components"]["securitySchemes"] = {
         "bearer": {
             "type": "http",
@@ -80,19 +91,32 @@ def _declare_bearer_auth(schema: dict[str, Any]) -> None:
         }
     }
     schema["security"] = [{"bearer": []}]
-    refusals = problem_responses(Unauthenticated(), Forbidden("writer"))
+    refusals = problem_responses(Unauthenticated(), Forbidden("writer"), Busy(), REQUEST_TIMEOUT)
     for route, path in schema.get("paths", {}).items():
         for operation in path.values():
+            statuses: tuple[int, ...] = (401, 403, 500, 503)
             if route in OPEN_PATHS:
                 operation["security"] = []
-                continue
-            for status in (401, 403):
+                statuses = (500, 503)
+            for status in statuses:
                 response = dict(refusals[status])
                 model = response.pop("model")
                 response["content"][PROBLEM_JSON]["schema"] = {
                     "$ref": f"#/components/schemas/{model.__name__}"
                 }
                 operation["responses"].setdefault(str(status), response)
+            if route == "/readyz":
+                # Its 503 (not_ready) is a problem too.
+                not_ready = http_problem(
+                    503, "The schema is at revision 0001, not 0002.", "not_ready"
+                )
+                readyz = operation["responses"]["503"]
+                readyz.setdefault("content", {}).setdefault(PROBLEM_JSON, {}).update(
+                    {
+                        "schema": {"$ref": "#/components/schemas/Problem"},
+                        "example": not_ready,
+                    }
+                )
 
 
 def install_openapi(app: FastAPI) -> None:
