@@ -63,9 +63,14 @@ def format_of(path: str | None, given: str | None) -> str:
 def read_rows(stream: IO[bytes], fmt: str) -> Iterator[ImportRow]:
     """The records of a file, in order, each validated or with its problem."""
     if fmt == "ndjson":
-        return _ndjson_rows(stream)
+        yield from _ndjson_rows(stream)
+        return
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    return _csv_rows(text) if fmt == "csv" else _json_rows(text)
+    try:
+        yield from _csv_rows(text) if fmt == "csv" else _json_rows(text)
+    finally:
+        # The stream stays the caller's to close (it may be standard input).
+        text.detach()
 
 
 def _ndjson_rows(stream: IO[bytes]) -> Iterator[ImportRow]:

@@ -34,8 +34,7 @@ GROUP_SEPARATOR = ";"
 # What SQLite may keep in memory while it fills the tables: the indexes of a
 # million users and their memberships, so that inserting into them does not
 # read and write pages back and forth (negative: KiB).
-_SQLITE_BULK_CACHE_KIB = 2000
-_SQLITE_DEFAULT_CACHE = -2000
+_SQLITE_BULK_CACHE_KIB = 128 * 1024
 
 
 def _rows(
@@ -60,16 +59,32 @@ def _rows(
     ).subquery()
 
 
-async def prepare(session: AsyncSession) -> None:
-    """Make the connection ready to write many rows in one transaction."""
-    if dialect(session) == "sqlite":
-        await session.execute(text(f"PRAGMA cache_size = -{_SQLITE_BULK_CACHE_KIB}"))
+async def prepare(session: AsyncSession) -> int | None:
+    """Make the connection ready to write many rows in one transaction.
+
+    Returns what finish() needs to put the connection back as it was.
+    """
+    if dialect(session) != "sqlite":
+        return None
+    cache = int(await session.scalar(text("PRAGMA cache_size")) or 0)
+    await session.execute(text(f"PRAGMA cache_size = -{_SQLITE_BULK_CACHE_KIB}"))
+    return cache
 
 
-async def finish(session: AsyncSession) -> None:
+async def finish(session: AsyncSession, *, prepared: int | None) -> None:
     """Give back what prepare() took: the connection may go back to a pool."""
-    if dialect(session) == "sqlite":
-        await session.execute(text(f"PRAGMA cache_size = {_SQLITE_DEFAULT_CACHE}"))
+    if prepared is not None:
+        await session.execute(text(f"PRAGMA cache_size = {int(prepared)}"))
+
+
+async def analyze(session: AsyncSession) -> None:
+    """Refresh the planner's statistics of the tables a bulk import filled.
+
+    PostgreSQL plans with them; until autovacuum comes by, a million new rows
+    would be planned as the few there were. SQLite keeps none here.
+    """
+    if dialect(session) == "postgresql":
+        await session.execute(text("ANALYZE users, groups, memberships"))
 
 
 async def last_user_id(session: AsyncSession) -> int:
@@ -234,17 +249,13 @@ async def stream_users(
 def _group_names(session: AsyncSession) -> Any:
     """A user's group names joined by GROUP_SEPARATOR, or NULL (a correlated subquery).
 
-    One index range per user (memberships by user_id) keeps the outer scan in
-    userid order, so rows stream out as they are found, with no sort of the lot.
+    Its only plan is the index of memberships by user_id, then each group by
+    its key: the outer scan streams in userid order, and no join order is left
+    to statistics (which right after a bulk import may not exist yet).
     """
+    name = select(Group.name).where(Group.id == Membership.group_id).scalar_subquery()
     if dialect(session) == "postgresql":
-        joined = func.string_agg(Group.name, literal(GROUP_SEPARATOR))
+        joined = func.string_agg(name, literal(GROUP_SEPARATOR))
     else:
-        joined = func.group_concat(Group.name, GROUP_SEPARATOR)
-    return (
-        select(joined)
-        .select_from(Membership)
-        .join(Group, Group.id == Membership.group_id)
-        .where(Membership.user_id == User.id)
-        .scalar_subquery()
-    )
+        joined = func.group_concat(name, GROUP_SEPARATOR)
+    return select(joined).where(Membership.user_id == User.id).scalar_subquery()

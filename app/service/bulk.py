@@ -23,6 +23,8 @@ from app.service.audit import record as audit
 
 DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_REPORT_LIMIT = 100
+# Rows written from which an import refreshes the planner's statistics.
+_ANALYZE_AFTER = 10_000
 # PostgreSQL aborts one of two transactions that wait on each other.
 _ABORTED_SQLSTATES = frozenset({"40P01", "40001"})
 
@@ -103,7 +105,7 @@ async def import_users(
     run = _Import(session, create_groups=create_groups, replace=replace, limit=report_limit)
     try:
         async with session.begin():
-            await bulk_repo.prepare(session)
+            prepared = await bulk_repo.prepare(session)
             try:
                 run.boundary = await bulk_repo.last_user_id(session)
                 async with contextlib.aclosing(_batches(rows, batch_size)) as batches:
@@ -112,13 +114,15 @@ async def import_users(
                         if progress is not None:
                             progress(len(batch))
             finally:
-                await bulk_repo.finish(session)
+                await bulk_repo.finish(session, prepared=prepared)
             if run.bad_count:
                 raise ImportRefused(run.bad_rows, run.bad_count)
             result = run.result()
             # Their member lists changed: their versions, and so their ETags, do.
             created_ids = set(run.created_groups.values())
             await group_repo.bump(session, ids=sorted(run.touched - created_ids))
+            if result.created + result.replaced >= _ANALYZE_AFTER:
+                await bulk_repo.analyze(session)
             after: dict[str, object] = {
                 "users": result.created + result.replaced,
                 "groups_created": result.groups_created,
@@ -186,11 +190,18 @@ class _Import:
     unchanged: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
     bad_count: int = 0
+    # Bad rows of the batch at hand, found check after check.
+    refused: list[BadRow] = field(default_factory=list)
 
     def refuse(self, row: ImportRow, reason: Reason, message: str) -> None:
         self.bad_count += 1
-        if len(self.bad_rows) < self.limit:
-            self.bad_rows.append(BadRow(row.line, row.userid, reason, message))
+        self.refused.append(BadRow(row.line, row.userid, reason, message))
+
+    def _report(self) -> None:
+        """Keep the batch's bad rows in file order, up to the limit."""
+        self.refused.sort(key=lambda bad: bad.line)
+        self.bad_rows += self.refused[: max(self.limit - len(self.bad_rows), 0)]
+        self.refused.clear()
 
     def result(self) -> ImportResult:
         return ImportResult(
@@ -235,6 +246,7 @@ class _Import:
         self.touched.update(group_id for group_id, _ in pairs)
         pairs += await self._replace(replacing)
         await bulk_repo.add_memberships(self.session, pairs=pairs)
+        self._report()
 
     def _valid(self, batch: list[ImportRow]) -> list[tuple[ImportRow, str, UserRecordIn]]:
         """The rows that are valid records with a userid not seen in this batch."""
