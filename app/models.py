@@ -8,18 +8,25 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    false,
     func,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAME_LENGTH = 64
 PERSON_NAME_LENGTH = 256
+# SCIM strings (displayName, externalId, emails): 256 characters; their
+# case-insensitive keys are casefold()ed, which can triple a character.
+SCIM_TEXT_LENGTH = 256
+SCIM_KEY_LENGTH = 3 * SCIM_TEXT_LENGTH
 
 # Constraint names that Alembic can refer to on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -62,6 +69,12 @@ class User(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # SCIM-only attributes (SPEC §5.8); the §3 record does not show them.
+    active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    external_id: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
+    display_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
+    # casefold(display_name), for filters that ignore case on both databases.
+    display_key: Mapped[str | None] = mapped_column(String(SCIM_KEY_LENGTH))
 
 
 class Group(Base):
@@ -73,6 +86,13 @@ class Group(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # SCIM displayName; NULL means the name (groups made by the core API).
+    display_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
+    # casefold(displayName): unique, so that no two groups show names that
+    # differ only in case. Every insert sets it (the name for core groups);
+    # NULL, from rows written by hand, reads as the name.
+    display_key: Mapped[str | None] = mapped_column(String(SCIM_KEY_LENGTH), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
 
 
 class Membership(Base):
@@ -88,6 +108,22 @@ class Membership(Base):
     )
 
     __table_args__ = (Index("ix_memberships_user_id_group_id", "user_id", "group_id"),)
+
+
+class UserEmail(Base):
+    """A user's SCIM emails, in the order they were given."""
+
+    __tablename__ = "user_emails"
+
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[str] = mapped_column(String(SCIM_TEXT_LENGTH))
+    # casefold(value): emails.value filters ignore case.
+    value_key: Mapped[str] = mapped_column(String(SCIM_KEY_LENGTH), index=True)
+    type: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
+    is_primary: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Token(Base):

@@ -99,7 +99,11 @@ async def insert_groups(session: AsyncSession, *, names: Sequence[str]) -> dict[
     source = _rows(session, [("name", String())], [[name] for name in names])
     result = await session.execute(
         insert(Group)
-        .from_select(["name", "version"], select(source.c.name, literal(1, Integer())))
+        .from_select(
+            # Their SCIM displayName is their name (see groups.insert_group).
+            ["name", "display_key", "version"],
+            select(source.c.name, source.c.name, literal(1, Integer())),
+        )
         .returning(Group.name, Group.id)
     )
     return {name: int(group_id) for name, group_id in result}

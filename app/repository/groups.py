@@ -69,8 +69,13 @@ async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:
 
 
 async def insert_group(session: AsyncSession, *, name: str) -> GroupRow:
-    """Insert a group; a duplicate name raises IntegrityError from the unique key."""
-    result = await session.execute(insert(Group).values(name=name, version=1).returning(Group.id))
+    """Insert a group; a duplicate name raises IntegrityError from the unique key.
+
+    Its SCIM displayName is its name, and no other group may show that one.
+    """
+    result = await session.execute(
+        insert(Group).values(name=name, display_key=name, version=1).returning(Group.id)
+    )
     return GroupRow(int(result.scalar_one()), name, 1)
 
 

@@ -1,0 +1,70 @@
+"""SCIM attributes: active, externalId, displayName and emails of users; displayName of groups
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TEXT = sa.String(256)
+KEY = sa.String(768)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(
+            sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
+        batch.add_column(sa.Column("external_id", TEXT, nullable=True))
+        batch.add_column(sa.Column("display_name", TEXT, nullable=True))
+        batch.add_column(sa.Column("display_key", KEY, nullable=True))
+    with op.batch_alter_table("groups") as batch:
+        batch.add_column(sa.Column("display_name", TEXT, nullable=True))
+        batch.add_column(sa.Column("display_key", KEY, nullable=True))
+        batch.add_column(sa.Column("external_id", TEXT, nullable=True))
+    # A group made before SCIM shows its name: that is its key (names are lower case).
+    op.execute("UPDATE groups SET display_key = name")
+    with op.batch_alter_table("groups") as batch:
+        batch.create_unique_constraint(op.f("uq_groups_display_key"), ["display_key"])
+    op.create_table(
+        "user_emails",
+        sa.Column("user_id", ID, nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("value", TEXT, nullable=False),
+        sa.Column("value_key", KEY, nullable=False),
+        sa.Column("type", TEXT, nullable=True),
+        sa.Column("is_primary", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_user_emails_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", "position", name=op.f("pk_user_emails")),
+    )
+    op.create_index("ix_user_emails_value_key", "user_emails", ["value_key"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_user_emails_value_key", table_name="user_emails")
+    op.drop_table("user_emails")
+    with op.batch_alter_table("groups") as batch:
+        batch.drop_constraint(op.f("uq_groups_display_key"), type_="unique")
+        batch.drop_column("external_id")
+        batch.drop_column("display_key")
+        batch.drop_column("display_name")
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("display_key")
+        batch.drop_column("display_name")
+        batch.drop_column("external_id")
+        batch.drop_column("active")
