@@ -55,6 +55,7 @@ RULES: dict[Route, Role | None] = {
     ("GET", "/metrics"): Role.reader,
     ("GET", "/healthz"): None,
     ("GET", "/readyz"): None,
+    ("GET", "/whoami"): Role.reader,
 }
 
 
@@ -96,6 +97,7 @@ CALLS: dict[Route, Call] = {
     ("GET", "/metrics"): Call("/metrics", 200),
     ("GET", "/healthz"): Call("/healthz", 200),
     ("GET", "/readyz"): Call("/readyz", 200),
+    ("GET", "/whoami"): Call("/whoami", 200),
 }
 
 # Callers who are not authenticated, whatever they send.
