@@ -62,6 +62,14 @@ class GroupExists(Conflict):
         self.name = name
 
 
+class DisplayNameTaken(Conflict):
+    def __init__(self, display_name: str) -> None:
+        super().__init__(
+            f"A group named {display_name!r} exists already (names differing only in case"
+            " are the same name)."
+        )
+
+
 class Invalid(DomainError):
     """The request is well formed but cannot be accepted; `problems` say where."""
 

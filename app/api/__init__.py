@@ -16,6 +16,7 @@ from app.api.observe import ObserveMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.request_id import RequestIdMiddleware
 from app.db import Database, create_database
+from app.scim import router as scim_router
 from app.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(groups.router)
     app.include_router(admin.router)
     app.include_router(meta.router)
+    app.include_router(scim_router.router)
+    app.include_router(scim_router.search_router)
     app.include_router(whoami.router)
     install_openapi(app)
     return app

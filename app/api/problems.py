@@ -16,6 +16,7 @@ from starlette.routing import Match
 
 from app.errors import (
     Busy,
+    DisplayNameTaken,
     DomainError,
     FieldProblem,
     Forbidden,
@@ -41,6 +42,7 @@ from app.errors import (
     UseridMismatch,
     UserNotFound,
 )
+from app.scim import errors as scim_errors
 
 log = logging.getLogger("grouped_users.errors")
 
@@ -65,6 +67,7 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     GroupHasNoMembers: (404, "group_not_found", "Group not found"),
     UserExists: (409, "user_exists", "User already exists"),
     GroupExists: (409, "group_exists", "Group already exists"),
+    DisplayNameTaken: (409, "group_exists", "Group already exists"),
     InvalidName: (422, "invalid_name", "Invalid name"),
     UseridMismatch: (422, "invalid_record", "Invalid record"),
     UnknownGroups: (422, "unknown_groups", "Unknown groups"),
@@ -231,6 +234,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if scim_errors.is_scim(request):
+            # SCIM clients read SCIM errors (RFC 7644 §3.12), routing errors too.
+            allow = (
+                {"Allow": ", ".join(_allowed_methods(request))} if exc.status_code == 405 else {}
+            )
+            return scim_errors.http_error(request, exc.status_code, allow)
         detail = {
             404: f"Nothing is at {request.method} {request.url.path}; see /docs for the API.",
             405: f"{request.method} is not allowed on {request.url.path}.",

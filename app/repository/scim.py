@@ -1,0 +1,307 @@
+"""Queries of the SCIM endpoints: the SCIM attributes beside users and groups, and pages of them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ColumnElement, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Group, Membership, User, UserEmail
+from app.repository.common import NO_SYNC, in_list
+from app.repository.users import search_names
+
+
+@dataclass(frozen=True)
+class EmailRow:
+    value: str
+    type: str | None
+    primary: bool
+
+
+@dataclass(frozen=True)
+class ScimUserRow:
+    id: int
+    userid: str
+    first_name: str
+    last_name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    active: bool
+    external_id: str | None
+    display_name: str | None
+
+
+@dataclass(frozen=True)
+class ScimGroupRow:
+    id: int
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    display_name: str
+    external_id: str | None
+
+
+_USER_COLUMNS = (
+    User.id,
+    User.userid,
+    User.first_name,
+    User.last_name,
+    User.version,
+    User.created_at,
+    User.updated_at,
+    User.active,
+    User.external_id,
+    User.display_name,
+)
+_GROUP_COLUMNS = (
+    Group.id,
+    Group.name,
+    Group.version,
+    Group.created_at,
+    Group.updated_at,
+    func.coalesce(Group.display_name, Group.name),
+    Group.external_id,
+)
+
+
+def fold(text: str | None) -> str | None:
+    return None if text is None else text.casefold()
+
+
+async def user(session: AsyncSession, *, userid: str, lock: bool = False) -> ScimUserRow | None:
+    query = select(*_USER_COLUMNS).where(User.userid == userid)
+    if lock:
+        query = query.with_for_update(key_share=True)
+    row = (await session.execute(query)).one_or_none()
+    return None if row is None else ScimUserRow(*row)
+
+
+async def users(
+    session: AsyncSession, *, where: ColumnElement[bool], offset: int, limit: int
+) -> list[ScimUserRow]:
+    """A page of the users matching `where`, in userid order."""
+    if limit <= 0:
+        return []
+    rows = await session.execute(
+        select(*_USER_COLUMNS).where(where).order_by(User.userid).offset(offset).limit(limit)
+    )
+    return [ScimUserRow(*row) for row in rows]
+
+
+async def count_users(session: AsyncSession, *, where: ColumnElement[bool]) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User).where(where)) or 0)
+
+
+async def emails_of(session: AsyncSession, *, user_ids: Sequence[int]) -> dict[int, list[EmailRow]]:
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(UserEmail.user_id, UserEmail.value, UserEmail.type, UserEmail.is_primary)
+        .where(in_list(session, UserEmail.user_id, user_ids, BigInteger()))
+        .order_by(UserEmail.user_id, UserEmail.position)
+    )
+    found: dict[int, list[EmailRow]] = defaultdict(list)
+    for user_id, value, type_, primary in rows:
+        found[user_id].append(EmailRow(value, type_, bool(primary)))
+    return found
+
+
+async def groups_of(
+    session: AsyncSession, *, user_ids: Sequence[int]
+) -> dict[int, list[tuple[str, str]]]:
+    """Each user's groups as (name, displayName), in name order."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(Membership.user_id, Group.name, func.coalesce(Group.display_name, Group.name))
+        .join(Group, Group.id == Membership.group_id)
+        .where(in_list(session, Membership.user_id, user_ids, BigInteger()))
+        .order_by(Membership.user_id, Group.name)
+    )
+    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for user_id, name, display in rows:
+        found[user_id].append((name, display))
+    return found
+
+
+async def insert_user(
+    session: AsyncSession,
+    *,
+    userid: str,
+    first_name: str,
+    last_name: str,
+    active: bool,
+    external_id: str | None,
+    display_name: str | None,
+) -> int:
+    """Insert a user; a duplicate userid raises IntegrityError from the unique key."""
+    result = await session.execute(
+        insert(User)
+        .values(
+            userid=userid,
+            first_name=first_name,
+            last_name=last_name,
+            search_names=search_names(first_name, last_name),
+            version=1,
+            active=active,
+            external_id=external_id,
+            display_name=display_name,
+            display_key=fold(display_name),
+        )
+        .returning(User.id)
+    )
+    return int(result.scalar_one())
+
+
+async def update_user(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    first_name: str,
+    last_name: str,
+    active: bool,
+    external_id: str | None,
+    display_name: str | None,
+) -> None:
+    """Set the attributes and bump the version."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(
+            first_name=first_name,
+            last_name=last_name,
+            search_names=search_names(first_name, last_name),
+            active=active,
+            external_id=external_id,
+            display_name=display_name,
+            display_key=fold(display_name),
+            version=User.version + 1,
+            updated_at=func.now(),
+        )
+        .execution_options(**NO_SYNC)
+    )
+
+
+async def set_emails(session: AsyncSession, *, user_id: int, emails: Sequence[EmailRow]) -> None:
+    await session.execute(
+        delete(UserEmail).where(UserEmail.user_id == user_id).execution_options(**NO_SYNC)
+    )
+    if emails:
+        await session.execute(
+            insert(UserEmail),
+            [
+                {
+                    "user_id": user_id,
+                    "position": position,
+                    "value": email.value,
+                    "value_key": email.value.casefold(),
+                    "type": email.type,
+                    "is_primary": email.primary,
+                }
+                for position, email in enumerate(emails)
+            ],
+        )
+
+
+async def group(session: AsyncSession, *, name: str, lock: bool = False) -> ScimGroupRow | None:
+    query = select(*_GROUP_COLUMNS).where(Group.name == name)
+    if lock:
+        query = query.with_for_update(key_share=True)
+    row = (await session.execute(query)).one_or_none()
+    return None if row is None else ScimGroupRow(*row)
+
+
+async def groups(
+    session: AsyncSession, *, where: ColumnElement[bool], offset: int, limit: int
+) -> list[ScimGroupRow]:
+    if limit <= 0:
+        return []
+    rows = await session.execute(
+        select(*_GROUP_COLUMNS).where(where).order_by(Group.name).offset(offset).limit(limit)
+    )
+    return [ScimGroupRow(*row) for row in rows]
+
+
+async def count_groups(session: AsyncSession, *, where: ColumnElement[bool]) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Group).where(where)) or 0)
+
+
+async def members_of(
+    session: AsyncSession, *, group_ids: Sequence[int]
+) -> dict[int, list[tuple[str, str | None]]]:
+    """Each group's members as (userid, displayName), in userid order."""
+    if not group_ids:
+        return {}
+    rows = await session.execute(
+        select(Membership.group_id, User.userid, User.display_name)
+        .join(User, User.id == Membership.user_id)
+        .where(in_list(session, Membership.group_id, group_ids, BigInteger()))
+        .order_by(Membership.group_id, User.userid)
+    )
+    found: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+    for group_id, userid, display in rows:
+        found[group_id].append((userid, display))
+    return found
+
+
+async def display_key_taken(
+    session: AsyncSession, *, display_name: str, but: int | None = None
+) -> bool:
+    """Whether another group shows this displayName, ignoring case."""
+    query = select(Group.id).where(
+        func.coalesce(Group.display_key, Group.name) == display_name.casefold()
+    )
+    if but is not None:
+        query = query.where(Group.id != but)
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def names_like(session: AsyncSession, *, base: str) -> set[str]:
+    """The group names that are `base` or `base` and a suffix."""
+    escaped = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = await session.scalars(
+        select(Group.name).where(Group.name.like(f"{escaped}%", escape="\\"))
+    )
+    return set(rows)
+
+
+async def insert_group(
+    session: AsyncSession, *, name: str, display_name: str, external_id: str | None
+) -> int:
+    """Insert a group; a name or displayName taken raises IntegrityError."""
+    result = await session.execute(
+        insert(Group)
+        .values(
+            name=name,
+            display_name=display_name,
+            display_key=display_name.casefold(),
+            external_id=external_id,
+            version=1,
+        )
+        .returning(Group.id)
+    )
+    return int(result.scalar_one())
+
+
+async def update_group(
+    session: AsyncSession, *, group_id: int, display_name: str, external_id: str | None
+) -> None:
+    """Set the attributes and bump the version."""
+    await session.execute(
+        update(Group)
+        .where(Group.id == group_id)
+        .values(
+            display_name=display_name,
+            display_key=display_name.casefold(),
+            external_id=external_id,
+            version=Group.version + 1,
+            updated_at=func.now(),
+        )
+        .execution_options(**NO_SYNC)
+    )

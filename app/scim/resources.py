@@ -1,0 +1,164 @@
+"""Users and groups as scim2-models resources, and back; the discovery documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    Email,
+    EnterpriseUser,
+    Group,
+    GroupMember,
+    GroupMembership,
+    Meta,
+    Name,
+    SCIMException,
+    User,
+)
+
+from app.names import NAME_RULE, PERSON_NAME_RULE, is_valid_name, is_valid_person_name
+from app.repository.scim import EmailRow
+from app.scim.errors import ScimError, invalid_value
+from app.service.audit import as_utc
+from app.service.scim_groups import ScimGroup, ScimGroupView
+from app.service.scim_users import ScimUser, ScimUserView
+
+# Entra ID sends the enterprise extension: it is read, and not stored.
+UserModel = User[EnterpriseUser]
+TEXT_LENGTH = 256
+
+
+def parse(model: Any, body: Any, context: Context) -> Any:
+    """A request body as a scim2-models object; 400 with what is wrong otherwise."""
+    try:
+        return model.model_validate(body, scim_ctx=context)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        scim_type = "invalidValue"
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, SCIMException) and cause.scim_type:
+            scim_type = cause.scim_type
+        raise ScimError(400, f"{where}: {first['msg']}.", scim_type) from None
+    except SCIMException as exc:
+        raise ScimError(exc.status, exc.detail, exc.scim_type or None) from None
+
+
+def _text(field: str, value: str | None, *, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise invalid_value(f"{field} is required.")
+        return None
+    if not is_valid_person_name(value):
+        raise invalid_value(f"{field} {value!r} {PERSON_NAME_RULE}.")
+    return value
+
+
+def user_name(value: str | None) -> str:
+    """The userid of a userName: SCIM userName ignores case, so it is stored lower-cased."""
+    if not value:
+        raise invalid_value("userName is required.")
+    userid = value.lower()
+    if not is_valid_name(userid):
+        raise invalid_value(f"userName {value!r} {NAME_RULE} (upper case is lowered).")
+    return userid
+
+
+def user_from_scim(resource: User[Any]) -> ScimUser:
+    name = resource.name or Name()
+    first = _text("name.givenName", name.given_name, required=True)
+    last = _text("name.familyName", name.family_name, required=True)
+    assert first is not None
+    assert last is not None
+    emails = []
+    for index, email in enumerate(resource.emails or []):
+        value = _text(f"emails[{index}].value", email.value, required=True)
+        assert value is not None
+        kind = None if email.type is None else str(getattr(email.type, "value", email.type))
+        emails.append(EmailRow(value, _text(f"emails[{index}].type", kind), bool(email.primary)))
+    if sum(email.primary for email in emails) > 1:
+        raise invalid_value("At most one of emails may be primary.")
+    return ScimUser(
+        userid=user_name(resource.user_name),
+        first_name=first,
+        last_name=last,
+        active=True if resource.active is None else bool(resource.active),
+        external_id=_text("externalId", resource.external_id),
+        display_name=_text("displayName", resource.display_name),
+        emails=tuple(emails),
+    )
+
+
+def base_url(request_base: str) -> str:
+    return request_base.rstrip("/") + "/scim/v2"
+
+
+def user_to_scim(view: ScimUserView | ScimUser, base: str) -> User[Any]:
+    user = view.user if isinstance(view, ScimUserView) else view
+    resource = UserModel(
+        id=user.userid,
+        user_name=user.userid,
+        external_id=user.external_id,
+        name=Name(given_name=user.first_name, family_name=user.last_name),
+        display_name=user.display_name,
+        active=user.active,
+        emails=[Email(value=e.value, type=e.type, primary=e.primary) for e in user.emails] or None,
+    )
+    if isinstance(view, ScimUserView):
+        resource.groups = [
+            GroupMembership(value=name, display=display, ref=f"{base}/Groups/{name}", type="direct")
+            for name, display in view.groups
+        ] or None
+        resource.meta = Meta(
+            resource_type="User",
+            created=as_utc(view.created),
+            last_modified=as_utc(view.last_modified),
+            location=f"{base}/Users/{user.userid}",
+            version=view.etag,
+        )
+    return resource
+
+
+def group_from_scim(resource: Group) -> ScimGroup:
+    display = _text("displayName", resource.display_name, required=True)
+    assert display is not None
+    members: list[str] = []
+    for index, member in enumerate(resource.members or []):
+        if member.type is not None and str(member.type).lower() not in ("user",):
+            raise invalid_value(f"members[{index}]: only users can be members, not {member.type}.")
+        if not member.value:
+            raise invalid_value(f"members[{index}].value is required.")
+        members.append(member.value)
+    return ScimGroup(
+        display, _text("externalId", resource.external_id), tuple(sorted(set(members)))
+    )
+
+
+def group_to_scim(view: ScimGroupView | ScimGroup, base: str, name: str | None = None) -> Group:
+    if isinstance(view, ScimGroup):
+        return Group(
+            id=name,
+            display_name=view.display_name,
+            external_id=view.external_id,
+            members=[GroupMember(value=userid, type="User") for userid in view.members] or None,
+        )
+    resource = Group(
+        id=view.name,
+        display_name=view.display_name,
+        external_id=view.external_id,
+        meta=Meta(
+            resource_type="Group",
+            created=as_utc(view.created),
+            last_modified=as_utc(view.last_modified),
+            location=f"{base}/Groups/{view.name}",
+            version=view.etag,
+        ),
+    )
+    if view.members:
+        resource.members = [
+            GroupMember(value=userid, ref=f"{base}/Users/{userid}", type="User")
+            for userid, _ in view.members
+        ]
+    return resource

@@ -1,0 +1,225 @@
+"""Use cases of SCIM groups: displayName, externalId and members, one transaction each."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Actor
+from app.errors import Busy, DisplayNameTaken, GroupNotFound, UnknownUsers
+from app.models import NAME_LENGTH
+from app.names import is_valid_name
+from app.preconditions import IfMatch, etag
+from app.repository import memberships
+from app.repository import scim as scim_repo
+from app.repository import users as user_repo
+from app.repository.scim import ScimGroupRow
+from app.service.audit import record as audit
+from app.service.common import check, retried
+
+_OUTSIDE_NAME_RULE = re.compile(r"[^a-z0-9._@-]+")
+_DASHES = re.compile(r"-{2,}")
+
+
+@dataclass(frozen=True)
+class ScimGroup:
+    """What a SCIM client sets of a group; members are sorted userids."""
+
+    display_name: str
+    external_id: str | None = None
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScimGroupView:
+    name: str
+    display_name: str
+    external_id: str | None
+    etag: str
+    created: datetime
+    last_modified: datetime
+    # (userid, displayName) by userid; None when not asked for
+    members: list[tuple[str, str | None]] | None
+
+
+def derive_name(display_name: str) -> str:
+    """The id of a group made over SCIM: its displayName within the name rule.
+
+    Lower-cased, every run of other characters a '-', trimmed to 64
+    characters, starting with a letter or digit ("Sales - EMEA" -> "sales-emea").
+    """
+    name = _DASHES.sub("-", _OUTSIDE_NAME_RULE.sub("-", display_name.lower()))
+    name = name.lstrip("._@-")[:NAME_LENGTH].rstrip("-")
+    return name if is_valid_name(name) else "group"
+
+
+def _free_name(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    for number in range(2, len(taken) + 3):
+        suffix = f"-{number}"
+        candidate = base[: NAME_LENGTH - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+    raise AssertionError("unreachable")
+
+
+async def _views(
+    session: AsyncSession, rows: list[ScimGroupRow], with_members: bool
+) -> list[ScimGroupView]:
+    members = (
+        await scim_repo.members_of(session, group_ids=[row.id for row in rows])
+        if with_members
+        else {}
+    )
+    return [
+        ScimGroupView(
+            row.name,
+            row.display_name,
+            row.external_id,
+            etag(row.id, row.version),
+            row.created_at,
+            row.updated_at,
+            members.get(row.id, []) if with_members else None,
+        )
+        for row in rows
+    ]
+
+
+def _audited(group: ScimGroup) -> dict[str, Any]:
+    return asdict(group)
+
+
+@retried
+async def get_group(
+    session: AsyncSession, *, name: str, with_members: bool = True
+) -> ScimGroupView:
+    if not is_valid_name(name):
+        raise GroupNotFound(name)
+    async with session.begin():
+        row = await scim_repo.group(session, name=name)
+        if row is None:
+            raise GroupNotFound(name)
+        return (await _views(session, [row], with_members))[0]
+
+
+@retried
+async def list_groups(
+    session: AsyncSession,
+    *,
+    where: ColumnElement[bool],
+    offset: int,
+    limit: int,
+    with_members: bool = True,
+) -> tuple[int, list[ScimGroupView]]:
+    async with session.begin():
+        total = await scim_repo.count_groups(session, where=where)
+        rows = await scim_repo.groups(session, where=where, offset=offset, limit=limit)
+        return total, await _views(session, rows, with_members)
+
+
+async def _set_members(
+    session: AsyncSession, *, group_id: int, userids: tuple[str, ...], current: set[int]
+) -> None:
+    """Make these users the members (the group is locked already, users after it)."""
+    found = await user_repo.find_many(session, userids=userids)
+    unknown = sorted(set(userids) - found.keys())
+    if unknown:
+        raise UnknownUsers(unknown, list(userids))
+    wanted = set(found.values())
+    added, removed = wanted - current, current - wanted
+    await user_repo.lock_ids(session, ids=sorted(added | removed))
+    await memberships.remove_for_group(session, group_id=group_id, user_ids=sorted(removed))
+    await memberships.add_for_group(session, group_id=group_id, user_ids=sorted(added))
+    await user_repo.bump(session, ids=sorted(added | removed))
+
+
+@retried
+async def create_group(session: AsyncSession, *, actor: Actor, group: ScimGroup) -> ScimGroupView:
+    async with session.begin():
+        if await scim_repo.display_key_taken(session, display_name=group.display_name):
+            raise DisplayNameTaken(group.display_name)
+        base = derive_name(group.display_name)
+        name = _free_name(base, await scim_repo.names_like(session, base=base))
+        try:
+            group_id = await scim_repo.insert_group(
+                session, name=name, display_name=group.display_name, external_id=group.external_id
+            )
+        except IntegrityError:
+            # Another transaction took the name or the displayName since we
+            # looked (PostgreSQL; SQLite lets one writer in at a time): the
+            # client's retry gets the 409 or a free name.
+            raise Busy() from None
+        await _set_members(session, group_id=group_id, userids=group.members, current=set())
+        await audit(
+            session,
+            actor=actor,
+            action="scim.group.create",
+            resource=f"groups/{name}",
+            after=_audited(group),
+        )
+        row = await scim_repo.group(session, name=name)
+        assert row is not None
+        return (await _views(session, [row], True))[0]
+
+
+@retried
+async def change_group(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    name: str,
+    change: Callable[[ScimGroup], ScimGroup],
+    action: str,
+    if_match: IfMatch | None = None,
+) -> ScimGroupView:
+    """Apply `change` to the group as it is now (PUT and PATCH): all of it, or nothing."""
+    if not is_valid_name(name):
+        raise GroupNotFound(name)
+    async with session.begin():
+        row = await scim_repo.group(session, name=name, lock=True)
+        if row is None:
+            raise GroupNotFound(name)
+        check(if_match, f"Group {name!r}", row.id, row.version)
+        members = (await scim_repo.members_of(session, group_ids=[row.id])).get(row.id, [])
+        before = ScimGroup(row.display_name, row.external_id, tuple(u for u, _ in members))
+        wanted = change(before)
+        wanted = ScimGroup(
+            wanted.display_name, wanted.external_id, tuple(sorted(set(wanted.members)))
+        )
+        if wanted == before:
+            return (await _views(session, [row], True))[0]
+        if wanted.display_name.casefold() != before.display_name.casefold() and (
+            await scim_repo.display_key_taken(session, display_name=wanted.display_name, but=row.id)
+        ):
+            raise DisplayNameTaken(wanted.display_name)
+        if wanted.members != before.members:
+            current = await memberships.user_ids_of(session, group_id=row.id)
+            await _set_members(session, group_id=row.id, userids=wanted.members, current=current)
+        try:
+            await scim_repo.update_group(
+                session,
+                group_id=row.id,
+                display_name=wanted.display_name,
+                external_id=wanted.external_id,
+            )
+        except IntegrityError:
+            raise Busy() from None
+        await audit(
+            session,
+            actor=actor,
+            action=action,
+            resource=f"groups/{name}",
+            before=_audited(before),
+            after=_audited(wanted),
+        )
+        changed = await scim_repo.group(session, name=name)
+        assert changed is not None
+        return (await _views(session, [changed], True))[0]

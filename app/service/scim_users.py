@@ -1,0 +1,180 @@
+"""Use cases of SCIM users: the §3 record and the SCIM attributes beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Actor
+from app.errors import UserExists, UserNotFound
+from app.names import is_valid_name
+from app.preconditions import IfMatch, etag
+from app.repository import scim as scim_repo
+from app.repository.scim import EmailRow, ScimUserRow
+from app.service.audit import record as audit
+from app.service.common import check, retried
+
+
+@dataclass(frozen=True)
+class ScimUser:
+    """What a SCIM client sets of a user."""
+
+    userid: str
+    first_name: str
+    last_name: str
+    active: bool = True
+    external_id: str | None = None
+    display_name: str | None = None
+    emails: tuple[EmailRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScimUserView:
+    """A user as SCIM shows it."""
+
+    user: ScimUser
+    etag: str
+    created: datetime
+    last_modified: datetime
+    # (name, displayName) of its groups, by name
+    groups: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _state(row: ScimUserRow, emails: list[EmailRow]) -> ScimUser:
+    return ScimUser(
+        userid=row.userid,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        active=bool(row.active),
+        external_id=row.external_id,
+        display_name=row.display_name,
+        emails=tuple(emails),
+    )
+
+
+async def _views(session: AsyncSession, rows: list[ScimUserRow]) -> list[ScimUserView]:
+    ids = [row.id for row in rows]
+    emails = await scim_repo.emails_of(session, user_ids=ids)
+    groups = await scim_repo.groups_of(session, user_ids=ids)
+    return [
+        ScimUserView(
+            _state(row, emails.get(row.id, [])),
+            etag(row.id, row.version),
+            row.created_at,
+            row.updated_at,
+            groups.get(row.id, []),
+        )
+        for row in rows
+    ]
+
+
+def _audited(user: ScimUser) -> dict[str, Any]:
+    return asdict(user)
+
+
+@retried
+async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
+    if not is_valid_name(userid):
+        raise UserNotFound(userid)
+    async with session.begin():
+        row = await scim_repo.user(session, userid=userid)
+        if row is None:
+            raise UserNotFound(userid)
+        return (await _views(session, [row]))[0]
+
+
+@retried
+async def list_users(
+    session: AsyncSession, *, where: ColumnElement[bool], offset: int, limit: int
+) -> tuple[int, list[ScimUserView]]:
+    """The number of users matching, and a page of them in userid order."""
+    async with session.begin():
+        total = await scim_repo.count_users(session, where=where)
+        rows = await scim_repo.users(session, where=where, offset=offset, limit=limit)
+        return total, await _views(session, rows)
+
+
+@retried
+async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) -> ScimUserView:
+    async with session.begin():
+        try:
+            # The unique key decides, not a prior check: no race between two POSTs.
+            user_id = await scim_repo.insert_user(
+                session,
+                userid=user.userid,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                active=user.active,
+                external_id=user.external_id,
+                display_name=user.display_name,
+            )
+        except IntegrityError:
+            raise UserExists(user.userid) from None
+        await scim_repo.set_emails(session, user_id=user_id, emails=user.emails)
+        await audit(
+            session,
+            actor=actor,
+            action="scim.user.create",
+            resource=f"users/{user.userid}",
+            after=_audited(user),
+        )
+        row = await scim_repo.user(session, userid=user.userid)
+        assert row is not None
+        return (await _views(session, [row]))[0]
+
+
+@retried
+async def change_user(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    userid: str,
+    change: Callable[[ScimUser], ScimUser],
+    action: str,
+    if_match: IfMatch | None = None,
+) -> ScimUserView:
+    """Apply `change` to the user as it is now (PUT and PATCH): all of it, or nothing.
+
+    `change` raises to refuse; the userid cannot change. Groups are not the
+    user's to change here (SCIM's User.groups is read-only).
+    """
+    if not is_valid_name(userid):
+        raise UserNotFound(userid)
+    async with session.begin():
+        row = await scim_repo.user(session, userid=userid, lock=True)
+        if row is None:
+            raise UserNotFound(userid)
+        check(if_match, f"User {userid!r}", row.id, row.version)
+        before = (await _views(session, [row]))[0]
+        wanted = change(before.user)
+        if wanted == before.user:
+            # Nothing changes: the version (and every client's ETag) stays.
+            return before
+        await scim_repo.update_user(
+            session,
+            user_id=row.id,
+            first_name=wanted.first_name,
+            last_name=wanted.last_name,
+            active=wanted.active,
+            external_id=wanted.external_id,
+            display_name=wanted.display_name,
+        )
+        if wanted.emails != before.user.emails:
+            await scim_repo.set_emails(session, user_id=row.id, emails=wanted.emails)
+        await audit(
+            session,
+            actor=actor,
+            action=action,
+            resource=f"users/{userid}",
+            before=_audited(before.user),
+            after=_audited(wanted),
+        )
+        changed = await scim_repo.user(session, userid=userid)
+        assert changed is not None
+        return (await _views(session, [changed]))[0]
