@@ -79,7 +79,7 @@ async def user(session: AsyncSession, *, userid: str, lock: bool = False) -> Sci
     if lock:
         query = query.with_for_update(key_share=True)
     row = (await session.execute(query)).one_or_none()
-    return None if row is None else ScimUserRow(*row)
+    return None if row is None else ScimUserRow(*tuple(row))
 
 
 async def users(
@@ -91,7 +91,7 @@ async def users(
     rows = await session.execute(
         select(*_USER_COLUMNS).where(where).order_by(User.userid).offset(offset).limit(limit)
     )
-    return [ScimUserRow(*row) for row in rows]
+    return [ScimUserRow(*tuple(row)) for row in rows]
 
 
 async def count_users(session: AsyncSession, *, where: ColumnElement[bool]) -> int:

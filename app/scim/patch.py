@@ -19,7 +19,7 @@ from app.scim.resources import (
 from app.service.scim_groups import ScimGroup
 from app.service.scim_users import ScimUser
 
-UserPatch = PatchOp[UserModel]  # type: ignore[valid-type]
+UserPatch = PatchOp[UserModel]
 GroupPatch = PatchOp[Group]
 
 

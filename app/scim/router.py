@@ -165,7 +165,7 @@ def _dump(
 def _page(
     resources: list[Any], total: int, start: int, model: Any, parameters: ResponseParameters[Any]
 ) -> dict[str, Any]:
-    page = ListResponse[model](  # type: ignore[valid-type]
+    page = ListResponse[model](
         total_results=total, start_index=start, items_per_page=len(resources), resources=resources
     )
     body: dict[str, Any] = page.model_dump(

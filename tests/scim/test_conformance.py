@@ -1,4 +1,4 @@
-"""scim2-tester's checks against the real server (tests/live_server.py), on SQLite and PostgreSQL."""
+"""scim2-tester's checks against the real server (tests/live_server.py), both databases."""
 
 from __future__ import annotations
 
