@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, groups, meta, ops, users, whoami
+from app.api import admin, groups, meta, ops, ui, users, whoami
 from app.api.docs import install_openapi
 from app.api.middleware import SecurityHeadersMiddleware, TimeoutMiddleware
 from app.api.observe import ObserveMiddleware
@@ -93,5 +93,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(scim_router.router)
     app.include_router(scim_router.search_router)
     app.include_router(whoami.router)
+    app.include_router(ui.router)
     install_openapi(app)
     return app

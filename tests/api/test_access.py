@@ -56,6 +56,9 @@ RULES: dict[Route, Role | None] = {
     ("GET", "/healthz"): None,
     ("GET", "/readyz"): None,
     ("GET", "/whoami"): Role.reader,
+    # The console's static files hold no data: the API behind them checks every call.
+    ("GET", "/ui"): None,
+    ("GET", "/ui/{asset}"): None,
 }
 
 
@@ -98,6 +101,8 @@ CALLS: dict[Route, Call] = {
     ("GET", "/healthz"): Call("/healthz", 200),
     ("GET", "/readyz"): Call("/readyz", 200),
     ("GET", "/whoami"): Call("/whoami", 200),
+    ("GET", "/ui"): Call("/ui", 200),
+    ("GET", "/ui/{asset}"): Call("/ui/app.js", 200),
 }
 
 # SCIM 2.0 (issue 6). Its refusals are SCIM errors, not problems: the matrix of
