@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # alembic.ini and alembic/ stand beside the app package.
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +33,26 @@ async def upgrade(engine: AsyncEngine) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A migration may rebuild a SQLite table (Alembic's batch mode:
+            # copy, drop the old, rename); with foreign keys enforced, the
+            # drop would cascade and delete the rows that refer to it. The
+            # pragma only takes effect outside a transaction, hence here.
+            await _sqlite_foreign_keys(connection, enforced=False)
+        try:
+            async with connection.begin():
+                await connection.run_sync(run)
+        finally:
+            if sqlite:
+                await _sqlite_foreign_keys(connection, enforced=True)
+
+
+async def _sqlite_foreign_keys(connection: AsyncConnection, *, enforced: bool) -> None:
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None, "a checked-out connection has its driver connection"
+    await driver.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -79,7 +79,13 @@ class User(Base):
 
 class Group(Base):
     __tablename__ = "groups"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    # display_key's unique key is a unique index: SQLite adds one to a table
+    # in place, where a UNIQUE constraint would make Alembic rebuild the
+    # table, and dropping the old groups table would cascade to memberships.
+    __table_args__ = (
+        Index("ix_groups_display_key", "display_key", unique=True),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     name: Mapped[str] = mapped_column(name_type(), unique=True)
@@ -91,7 +97,7 @@ class Group(Base):
     # casefold(displayName): unique, so that no two groups show names that
     # differ only in case. Every insert sets it (the name for core groups);
     # NULL, from rows written by hand, reads as the name.
-    display_key: Mapped[str | None] = mapped_column(String(SCIM_KEY_LENGTH), unique=True)
+    display_key: Mapped[str | None] = mapped_column(String(SCIM_KEY_LENGTH))
     external_id: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
 
 

@@ -162,3 +162,55 @@ async def test_downgrade_to_base_and_upgrade_again(empty_database: Database) -> 
     # Upgrading a database at head changes nothing.
     await upgrade(engine)
     assert await current_revision(engine) == head_revision()
+
+
+async def test_upgrading_keeps_every_row(empty_database: Database) -> None:
+    """Each migration after the first, applied to a database holding data, loses none of it.
+
+    On SQLite a migration that recreates a table (Alembic's batch mode) would
+    drop the old one, and with foreign keys on, its memberships with it.
+    """
+    engine = empty_database.engine
+    config = alembic_config()
+
+    def to(revision: str) -> Any:
+        def run(connection: Connection) -> None:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    async with engine.begin() as connection:
+        await connection.run_sync(to("0002"))
+        await connection.execute(
+            text(
+                "INSERT INTO users (id, userid, first_name, last_name, search_names, version)"
+                " VALUES (1, 'ann', 'Ann', 'Lee', 'ann\nlee', 3),"
+                " (2, 'bob', 'Bob', 'Ray', 'bob\nray', 1)"
+            )
+        )
+        await connection.execute(
+            text("INSERT INTO groups (id, name, version) VALUES (1, 'staff', 2), (2, 'ops', 1)")
+        )
+        await connection.execute(
+            text("INSERT INTO memberships (group_id, user_id) VALUES (1, 1), (1, 2), (2, 2)")
+        )
+    before = await _contents(engine)
+    assert len(before["memberships"]) == 3
+
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+    assert await _contents(engine) == before
+
+
+async def _contents(engine: AsyncEngine) -> dict[str, list[Any]]:
+    queries = {
+        "users": "SELECT id, userid, first_name, last_name, version FROM users ORDER BY id",
+        "groups": "SELECT id, name, version FROM groups ORDER BY id",
+        "memberships": "SELECT group_id, user_id FROM memberships ORDER BY group_id, user_id",
+    }
+    async with engine.connect() as connection:
+        return {
+            table: [tuple(row) for row in (await connection.execute(text(query))).all()]
+            for table, query in queries.items()
+        }

@@ -34,8 +34,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("external_id", TEXT, nullable=True))
     # A group made before SCIM shows its name: that is its key (names are lower case).
     op.execute("UPDATE groups SET display_key = name")
-    with op.batch_alter_table("groups") as batch:
-        batch.create_unique_constraint(op.f("uq_groups_display_key"), ["display_key"])
+    # A unique index, not a constraint: SQLite creates it in place, where a
+    # constraint means rebuilding groups (and, foreign keys being on, losing
+    # every membership when the old table is dropped).
+    op.create_index("ix_groups_display_key", "groups", ["display_key"], unique=True)
     op.create_table(
         "user_emails",
         sa.Column("user_id", ID, nullable=False),
@@ -58,8 +60,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_user_emails_value_key", table_name="user_emails")
     op.drop_table("user_emails")
+    op.drop_index("ix_groups_display_key", table_name="groups")
     with op.batch_alter_table("groups") as batch:
-        batch.drop_constraint(op.f("uq_groups_display_key"), type_="unique")
         batch.drop_column("external_id")
         batch.drop_column("display_key")
         batch.drop_column("display_name")
