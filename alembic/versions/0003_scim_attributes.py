@@ -21,17 +21,18 @@ KEY = sa.String(768)
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-        batch.add_column(sa.Column("external_id", TEXT, nullable=True))
-        batch.add_column(sa.Column("display_name", TEXT, nullable=True))
-        batch.add_column(sa.Column("display_key", KEY, nullable=True))
-    with op.batch_alter_table("groups") as batch:
-        batch.add_column(sa.Column("display_name", TEXT, nullable=True))
-        batch.add_column(sa.Column("display_key", KEY, nullable=True))
-        batch.add_column(sa.Column("external_id", TEXT, nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN on both databases: in batch mode
+    # SQLite would rebuild users for the expression default, losing its
+    # AUTOINCREMENT (ids of deleted users, and their ETags, came back).
+    op.add_column(
+        "users", sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
+    )
+    op.add_column("users", sa.Column("external_id", TEXT, nullable=True))
+    op.add_column("users", sa.Column("display_name", TEXT, nullable=True))
+    op.add_column("users", sa.Column("display_key", KEY, nullable=True))
+    op.add_column("groups", sa.Column("display_name", TEXT, nullable=True))
+    op.add_column("groups", sa.Column("display_key", KEY, nullable=True))
+    op.add_column("groups", sa.Column("external_id", TEXT, nullable=True))
     # A group made before SCIM shows its name: that is its key (names are lower case).
     op.execute("UPDATE groups SET display_key = name")
     # A unique index, not a constraint: SQLite creates it in place, where a
