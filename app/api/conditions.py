@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Response
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
 
 from app.preconditions import IfMatch
 
@@ -41,20 +42,25 @@ async def if_match(
     return IfMatch(frozenset(tag for weak, tag in _tags(header) if not weak))
 
 
-async def if_none_match(
-    header: Annotated[
-        str | None,
-        Header(
-            alias="If-None-Match",
-            description="Answer 304 Not Modified if the resource still has this ETag.",
-        ),
-    ] = None,
-) -> str | None:
-    return header
-
-
 IfMatchHeader = Annotated[IfMatch | None, Depends(if_match)]
-IfNoneMatchHeader = Annotated[str | None, Depends(if_none_match)]
+# If-None-Match on the hot GETs: read from the request and declared to
+# OpenAPI as a route's openapi_extra. As a FastAPI header parameter its
+# extraction and validation cost about a tenth of a point lookup (#7).
+IF_NONE_MATCH: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "description": "Answer 304 Not Modified if the resource still has this ETag.",
+            "schema": {"type": "string"},
+        }
+    ]
+}
+
+
+def if_none_match(request: Request) -> str | None:
+    return request.headers.get("if-none-match")
 
 
 def not_modified(if_none_match: str | None, etag: str) -> Response | None:
@@ -64,3 +70,14 @@ def not_modified(if_none_match: str | None, etag: str) -> Response | None:
     if if_none_match.strip() == "*" or etag in {tag for _, tag in _tags(if_none_match)}:
         return Response(status_code=304, headers={"ETag": etag})
     return None
+
+
+def tagged_json(value: BaseModel, etag: str) -> Response:
+    """`value` as JSON with its ETag, encoded by its own Pydantic serializer.
+
+    The route still declares its response_model (for OpenAPI); answering
+    with a ready Response spares FastAPI validating the model a second time
+    and a generic encoder on the hot path (#7).
+    """
+    body = type(value).__pydantic_serializer__.to_json(value)
+    return Response(body, media_type="application/json", headers={"ETag": etag})

@@ -17,11 +17,21 @@ async def get_database(request: Request) -> Database:
     return database
 
 
-async def reader_session(
-    database: Annotated[Database, Depends(get_database)],
-) -> AsyncIterator[AsyncSession]:
-    async with database.reader() as session:
-        yield session
+def reader(request: Request) -> AsyncSession:
+    """A session for a read-only use case; nothing to close afterwards.
+
+    Reader sessions never begin a transaction by themselves (autobegin is
+    off, app.db): a use case opens one with `session.begin()`, whose end
+    gives the connection back, or answers from the fast reader without one.
+    The hot GETs call this directly rather than through ReaderSession:
+    FastAPI's dependency resolution is a noticeable share of a lookup (#7).
+    """
+    database: Database = request.app.state.database
+    return database.reader()
+
+
+async def reader_session(request: Request) -> AsyncSession:
+    return reader(request)
 
 
 async def writer_session(

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
 from app.api.auth import CurrentActor, GuardedRoute
-from app.api.conditions import ETAG_HEADER, IfMatchHeader, IfNoneMatchHeader, not_modified
+from app.api.conditions import (
+    ETAG_HEADER,
+    IF_NONE_MATCH,
+    IfMatchHeader,
+    if_none_match,
+    not_modified,
+)
 from app.api.deps import (
     GroupPath,
     ListLimit,
@@ -16,6 +22,7 @@ from app.api.deps import (
     UseridPath,
     WriterSession,
     check_length,
+    reader,
 )
 from app.api.docs import BODY_ERRORS, problem_responses, validation_example
 from app.errors import (
@@ -35,7 +42,11 @@ from app.service import groups as service
 from app.service import listing
 from app.service import memberships as membership_service
 
-router = APIRouter(prefix="/groups", tags=["groups"], route_class=GuardedRoute)
+# strict_content_type=False as the app (SPEC §3: a body without Content-Type is JSON):
+# these routes are added to the app directly, not through include_router.
+router = APIRouter(
+    prefix="/groups", tags=["groups"], route_class=GuardedRoute, strict_content_type=False
+)
 
 NOT_FOUND = GroupNotFound("admins")
 PRECONDITION_FAILED = PreconditionFailed("Group 'admins'", '"7.12"')
@@ -85,16 +96,14 @@ async def list_groups(
         304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
         **problem_responses(NOT_FOUND, GroupHasNoMembers("admins")),
     },
+    openapi_extra=IF_NONE_MATCH,
 )
-async def get_group(
-    name: GroupPath, session: ReaderSession, response: Response, cached: IfNoneMatchHeader
-) -> list[str] | Response:
+async def get_group(name: GroupPath, request: Request) -> Response:
     """List the group's members, sorted; a group with no members answers 404."""
-    found = await service.get_members(session, name=name)
-    if unchanged := not_modified(cached, found.etag):
-        return unchanged
-    response.headers["ETag"] = found.etag
-    return found.value
+    found = await service.get_members(reader(request), name=name)
+    return not_modified(if_none_match(request), found.etag) or Response(
+        found.value, media_type="application/json", headers={"ETag": found.etag}
+    )
 
 
 @router.post(

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from app.api.auth import CurrentActor, GuardedRoute
-from app.api.conditions import ETAG_HEADER, IfMatchHeader, IfNoneMatchHeader, not_modified
-from app.api.deps import ListLimit, ReaderSession, UseridPath, WriterSession, check_length
+from app.api.conditions import (
+    ETAG_HEADER,
+    IF_NONE_MATCH,
+    IfMatchHeader,
+    if_none_match,
+    not_modified,
+    tagged_json,
+)
+from app.api.deps import (
+    ListLimit,
+    ReaderSession,
+    UseridPath,
+    WriterSession,
+    check_length,
+    reader,
+)
 from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, validation_example
 from app.errors import (
     InvalidCursor,
@@ -24,7 +38,11 @@ from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
 
-router = APIRouter(prefix="/users", tags=["users"], route_class=GuardedRoute)
+# strict_content_type=False as the app (SPEC §3: a body without Content-Type is JSON):
+# these routes are added to the app directly, not through include_router.
+router = APIRouter(
+    prefix="/users", tags=["users"], route_class=GuardedRoute, strict_content_type=False
+)
 
 RECORD_EXAMPLES = {
     "with groups": {
@@ -85,16 +103,12 @@ async def list_users(
         304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
         **problem_responses(NOT_FOUND),
     },
+    openapi_extra=IF_NONE_MATCH,
 )
-async def get_user(
-    userid: UseridPath, session: ReaderSession, response: Response, cached: IfNoneMatchHeader
-) -> UserRecord | Response:
+async def get_user(userid: UseridPath, request: Request) -> Response:
     """Fetch a user record; its groups are sorted."""
-    found = await service.get_user(session, userid=userid)
-    if unchanged := not_modified(cached, found.etag):
-        return unchanged
-    response.headers["ETag"] = found.etag
-    return found.value
+    found = await service.get_user(reader(request), userid=userid)
+    return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
 
 
 @router.post(

@@ -3,35 +3,77 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import BigInteger, String, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.fastread import FAST_READER, FastReader, compile_sqlite
 from app.models import Group, Membership, User
 from app.repository.common import NO_SYNC, GroupRow, dialect, in_list
 
 _COLUMNS = (Group.id, Group.name, Group.version)
 
 
-async def get_with_members(
-    session: AsyncSession, *, name: str
-) -> tuple[GroupRow, list[str]] | None:
-    """The group and the sorted userids of its members, in one statement."""
-    rows = (
-        await session.execute(
-            select(*_COLUMNS, User.userid)
-            .outerjoin(Membership, Membership.group_id == Group.id)
-            .outerjoin(User, User.id == Membership.user_id)
-            .where(Group.name == name)
-            .order_by(User.userid)
+def _with_members(dialect_name: str) -> Select[Any]:
+    """The group and its members' userids as one JSON array text, sorted, built in SQL.
+
+    A group may have 100,000 members: the database aggregates them into the
+    answer's JSON itself, so no row, tuple or string is made per member here
+    (#7). PostgreSQL orders inside the aggregate; SQLite (without aggregate
+    ORDER BY before 3.44) aggregates an ordered subquery, in that order.
+    """
+    if dialect_name == "postgresql":
+        members = (
+            select(cast(func.json_agg(aggregate_order_by(User.userid, User.userid)), Text))
+            .join_from(Membership, User, Membership.user_id == User.id)
+            .where(Membership.group_id == Group.id)
+            .scalar_subquery()
         )
-    ).all()
-    if not rows:
+    else:
+        ordered = (
+            select(User.userid)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.group_id == Group.id)
+            .order_by(User.userid)
+            .correlate(Group)
+            .subquery()
+        )
+        members = select(func.json_group_array(ordered.c.userid)).scalar_subquery()
+    return select(*_COLUMNS, members).where(Group.name == bindparam("name"))
+
+
+_WITH_MEMBERS = {name: _with_members(name) for name in ("postgresql", "sqlite")}
+_WITH_MEMBERS_SQLITE = compile_sqlite(_WITH_MEMBERS["sqlite"])
+
+
+async def get_with_members(session: AsyncSession, *, name: str) -> tuple[GroupRow, str] | None:
+    """The group and the JSON array of its members' sorted userids, in one statement."""
+    fast: FastReader | None = session.info.get(FAST_READER)
+    parameters = {"name": name}
+    if fast is not None:
+        rows: Sequence[Any] = fast.rows(_WITH_MEMBERS_SQLITE, parameters)
+        row = rows[0] if rows else None
+    else:
+        statement = _WITH_MEMBERS[dialect(session)]
+        row = (await session.execute(statement, parameters)).one_or_none()
+    if row is None:
         return None
-    first = rows[0]
-    return GroupRow(first.id, first.name, first.version), [
-        row.userid for row in rows if row.userid is not None
-    ]
+    # json_agg of no rows is NULL; json_group_array's is "[]".
+    return GroupRow(*row[:3]), row[3] or "[]"
 
 
 async def find(session: AsyncSession, *, name: str) -> GroupRow | None:

@@ -83,7 +83,7 @@ async def api(
 
 
 async def rows_after(database: Database, last: int) -> list[AuditEntry]:
-    async with database.reader() as session:
+    async with database.reader() as session, session.begin():
         query = select(AuditEntry).where(AuditEntry.id > last).order_by(AuditEntry.id)
         return list((await session.scalars(query)).all())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
@@ -354,3 +355,25 @@ async def test_put_to_created_empty_group_works(
     else:
         assert_problem(await client.get("/groups/admins"), 404, "group_not_found")
     assert_problem(await client.post("/groups/admins"), 409, "group_exists")
+
+
+async def test_members_come_sorted_by_byte_order_whatever_the_order_of_joining(
+    client: httpx.AsyncClient,
+) -> None:
+    # GET /groups/{name} builds its JSON array in SQL (#7): the order must still be
+    # exact byte order (Python's sorted()), on both databases, whatever the order
+    # in which members joined or their row ids.
+    userids = [f"{stem}{n}" for n in range(40) for stem in ("a-", "a.", "a_", "a@", "a", "z")]
+    joining = list(userids)
+    random.Random(7).shuffle(joining)
+    for userid in joining:
+        await create_user(client, userid)
+    await create_group(client, "crowd")
+    for userid in reversed(joining):
+        response = await client.put(f"/groups/crowd/members/{userid}")
+        assert response.status_code == 204, response.text
+    response = await client.get("/groups/crowd")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == sorted(userids)
+    assert response.headers["etag"]
