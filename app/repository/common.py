@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Collection
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,23 @@ NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 def one_statement(session: AsyncSession) -> AbstractAsyncContextManager[object]:
     """The transaction around a read of a single statement.
 
-    The fast reader (app.fastread) runs it in autocommit mode, which is
-    already atomic: a session transaction would only cost time there.
+    A single statement is atomic by itself. The fast reader (app.fastread)
+    runs it in SQLite's autocommit mode; on PostgreSQL the session's
+    connection is put in autocommit for it, which saves the BEGIN and
+    COMMIT round trips (two of three) of a point lookup (#7).
     """
     if session.info.get(FAST_READER) is not None:
         return nullcontext()
+    if dialect(session) == "postgresql":
+        return _autocommit(session)
     return session.begin()
+
+
+@asynccontextmanager
+async def _autocommit(session: AsyncSession) -> AsyncIterator[None]:
+    async with session.begin():
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield
 
 
 @dataclass(frozen=True)
