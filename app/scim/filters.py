@@ -53,10 +53,19 @@ def _escape_like(text: str) -> str:
 def _string(node: Comparison) -> str:
     if not isinstance(node.value, str):
         raise invalid_filter(f"{node.attr_path} compares with a string, not {node.value!r}.")
+    if not node.value.isascii():
+        try:
+            node.value.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate ("\ud800" in the filter): no database can hold it.
+            raise invalid_filter(
+                f"{node.attr_path} compares with text that is not Unicode."
+            ) from None
     if any(ord(char) < 32 for char in node.value):
-        # No stored value holds a control character: nothing can match, but
-        # say so rather than send the database a needless query.
-        return "\x00"
+        # No stored value holds a control character (every text is checked on
+        # the way in), so the comparison matches as one with U+0001 would;
+        # U+0001 stands in because PostgreSQL text cannot carry U+0000.
+        return "\x01"
     return node.value
 
 

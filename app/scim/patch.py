@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scim2_models import Context, Group, PatchOp, SCIMException
+from pydantic import ValidationError
+from scim2_models import Context, Group, PatchOp, SCIMException, ScimPolicy
 
 from app.scim.errors import ScimError
 from app.scim.resources import (
     UserModel,
+    describe,
     group_from_scim,
     group_to_scim,
     parse,
@@ -22,19 +24,37 @@ from app.service.scim_users import ScimUser
 UserPatch = PatchOp[UserModel]
 GroupPatch = PatchOp[Group]
 
+# What Microsoft Entra ID sends beyond the RFC: a remove of members naming
+# them in `value` ({"op": "Remove", "path": "members", "value": [{"value":
+# id}]}), and an add / replace through a filter no entry matches yet
+# (`emails[type eq "work"].value` on a user without a work email), which
+# creates the entry.
+POLICY = ScimPolicy(
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+
 
 def _apply(patch: Any, resource: Any) -> None:
     try:
-        patch.patch(resource)
+        patch.patch(resource, scim_policy=POLICY)
     except SCIMException as exc:
-        raise ScimError(exc.status, exc.detail, exc.scim_type or None) from None
+        cause = exc.__cause__
+        detail = describe(cause) if isinstance(cause, ValidationError) else exc.detail
+        raise ScimError(exc.status, detail, exc.scim_type or None) from None
+    except ValidationError as exc:
+        raise ScimError(
+            400, f"The patch cannot be applied: {describe(exc)}", "invalidValue"
+        ) from None
     except (ValueError, TypeError) as exc:
         raise ScimError(400, f"The patch cannot be applied: {exc}.", "invalidValue") from None
 
 
 def user_change(body: Any) -> Callable[[ScimUser], ScimUser]:
     """The change a PatchOp body makes to a user; parsed now, so a bad body fails early."""
-    patch = parse(UserPatch, body, Context.RESOURCE_PATCH_REQUEST)
+    patch = parse(
+        UserPatch, body, Context.RESOURCE_PATCH_REQUEST, POLICY, otherwise="invalidSyntax"
+    )
 
     def change(current: ScimUser) -> ScimUser:
         resource = user_to_scim(current, "")
@@ -52,7 +72,9 @@ def user_change(body: Any) -> Callable[[ScimUser], ScimUser]:
 
 
 def group_change(body: Any) -> Callable[[ScimGroup], ScimGroup]:
-    patch = parse(GroupPatch, body, Context.RESOURCE_PATCH_REQUEST)
+    patch = parse(
+        GroupPatch, body, Context.RESOURCE_PATCH_REQUEST, POLICY, otherwise="invalidSyntax"
+    )
 
     def change(current: ScimGroup) -> ScimGroup:
         resource = group_to_scim(current, "", name="current")

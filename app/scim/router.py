@@ -1,254 +1,71 @@
-"""/scim/v2: Users, Groups and discovery (RFC 7644), on the API's tokens and use cases."""
+"""/scim/v2: Users, Groups and searches (RFC 7644), on the API's tokens and use cases."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 from scim2_models import Context, Group, ListResponse, ResponseParameters, SearchRequest
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.auth import CurrentActor, GuardedRoute
-from app.api.body import is_json, read_limited
+from app.api.auth import CurrentActor
 from app.api.deps import ReaderSession, WriterSession
-from app.api.problems import HTTPProblem
-from app.auth import Role
-from app.errors import Busy, DomainError
-from app.preconditions import IfMatch
-from app.scim import discovery, filters
-from app.scim.errors import PREFIX, SCIM_JSON, ScimError, domain_error, invalid_value, scim_error
+from app.auth import Actor
+from app.scim import filters
+from app.scim.discovery_router import router as discovery_router
+from app.scim.errors import PREFIX, ScimError
 from app.scim.patch import group_change, user_change
 from app.scim.resources import (
     UserModel,
-    base_url,
     group_from_scim,
     group_to_scim,
     parse,
     user_from_scim,
     user_to_scim,
 )
+from app.scim.routing import (
+    Listing,
+    ScimRoute,
+    ScimSearchRoute,
+    asks_for,
+    attributes,
+    base,
+    if_match,
+    listing,
+    read_body,
+    respond,
+    wants,
+)
 from app.service import groups as core_groups
 from app.service import scim_groups, scim_users
 from app.service import users as core_users
-from app.service.scim_groups import ScimGroup
-from app.service.scim_users import ScimUser
-
-DEFAULT_COUNT = 100
-
-
-class ScimRoute(GuardedRoute):
-    """A guarded route whose every failure is a SCIM error (RFC 7644 §3.12), 401 and 403 too."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def scim(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ScimError as exc:
-                return scim_error(request, exc.status, exc.detail, exc.scim_type)
-            except DomainError as exc:
-                return domain_error(request, exc)
-            except PoolTimeout:
-                return domain_error(request, Busy())
-            except HTTPProblem as exc:
-                return scim_error(request, exc.status, exc.detail, None, exc.headers)
-            except RequestValidationError as exc:
-                return scim_error(
-                    request,
-                    400,
-                    f"The request is invalid: {exc.errors()[0]['msg']}.",
-                    "invalidValue",
-                )
-
-        return scim
-
-
-class ScimSearchRoute(ScimRoute):
-    """POST /.search only reads: readers may."""
-
-    least_role = Role.reader
-
+from app.service.scim_groups import ScimGroup, ScimGroupView
+from app.service.scim_users import ScimUser, ScimUserView
 
 router = APIRouter(prefix=PREFIX, route_class=ScimRoute, include_in_schema=False)
 search_router = APIRouter(prefix=PREFIX, route_class=ScimSearchRoute, include_in_schema=False)
+router.include_router(discovery_router)
 
 
-def _base(request: Request) -> str:
-    return base_url(str(request.base_url))
-
-
-def _respond(
-    body: dict[str, Any], status: int = 200, etag: str | None = None, location: str | None = None
-) -> Response:
-    headers = {}
-    if etag is not None:
-        headers["ETag"] = etag
-    if location is not None:
-        headers["Location"] = location
-    return Response(json.dumps(body), status_code=status, headers=headers, media_type=SCIM_JSON)
-
-
-async def _body(request: Request) -> Any:
-    raw = await read_limited(request, request.app.state.settings.max_body_bytes)
-    content_type = request.headers.get("content-type")
-    if not is_json(content_type):
-        raise ScimError(
-            415, f"The body must be application/scim+json or application/json, not {content_type}."
-        )
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ScimError(400, f"The body is not valid JSON: {exc}.", "invalidSyntax") from None
-
-
-def _if_match(request: Request) -> IfMatch | None:
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
-        return None
-    return IfMatch(frozenset(tag.strip() for tag in header.split(",")))
-
-
-def _int(value: Any, name: str, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid_value(f"{name} must be an integer, not {value!r}.") from None
-
-
-def _listing(source: dict[str, Any]) -> tuple[str | None, int, int, ResponseParameters[Any]]:
-    """filter, startIndex (1-based, >= 1), count (0..maxResults), the attributes asked for."""
-    start = max(_int(source.get("startIndex"), "startIndex", 1), 1)
-    count = min(max(_int(source.get("count"), "count", DEFAULT_COUNT), 0), discovery.MAX_RESULTS)
-    text = source.get("filter")
-    if text is not None and not isinstance(text, str):
-        raise invalid_filter_type()
-    return text or None, start, count, _attributes(source)
-
-
-def invalid_filter_type() -> ScimError:
-    return ScimError(400, "filter must be a string.", "invalidFilter")
-
-
-def _attributes(source: dict[str, Any]) -> ResponseParameters[Any]:
-    try:
-        return ResponseParameters.model_validate(
-            {k: source.get(k) for k in ("attributes", "excludedAttributes") if source.get(k)}
-        )
-    except ValueError as exc:
-        raise invalid_value(f"attributes / excludedAttributes: {exc}") from None
-
-
-def _wants(parameters: ResponseParameters[Any], attribute: str) -> bool:
-    """Whether the response shows `attribute` (members are not even read otherwise)."""
-    lowered = attribute.lower()
-    if parameters.attributes:
-        return any(
-            str(a).lower().split(":")[-1].split(".")[0] == lowered for a in parameters.attributes
-        )
-    excluded = [str(a).lower().split(":")[-1] for a in parameters.excluded_attributes or []]
-    return lowered not in excluded
-
-
-def _dump(
-    resource: Any, context: Context, parameters: ResponseParameters[Any] | None = None
-) -> dict[str, Any]:
+def _dump(resource: Any, context: Context, parameters: ResponseParameters[Any]) -> dict[str, Any]:
     body: dict[str, Any] = resource.model_dump(scim_ctx=context, response_parameters=parameters)
     return body
 
 
-def _page(
-    resources: list[Any], total: int, start: int, model: Any, parameters: ResponseParameters[Any]
-) -> dict[str, Any]:
+def _page(resources: list[Any], total: int, asked: Listing, model: Any) -> dict[str, Any]:
     page = ListResponse[model](
-        total_results=total, start_index=start, items_per_page=len(resources), resources=resources
+        total_results=total,
+        start_index=asked.start,
+        items_per_page=len(resources),
+        resources=resources,
     )
     body: dict[str, Any] = page.model_dump(
-        scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters
+        scim_ctx=Context.SEARCH_RESPONSE, response_parameters=asked.parameters
     )
     if not resources:
         body.pop("Resources", None)
     return body
-
-
-# --- Discovery ------------------------------------------------------------------------------
-
-
-@router.get("/ServiceProviderConfig")
-async def service_provider_config(request: Request) -> Response:
-    return _respond(discovery.service_provider_config(_base(request)))
-
-
-def _listed(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": len(items),
-        "startIndex": 1,
-        "itemsPerPage": len(items),
-        "Resources": items,
-    }
-
-
-@router.get("/ResourceTypes")
-async def resource_types(request: Request) -> Response:
-    return _respond(_listed(list(discovery.resource_types(_base(request)).values())))
-
-
-@router.get("/ResourceTypes/{name}")
-async def resource_type(name: str, request: Request) -> Response:
-    found = discovery.resource_types(_base(request)).get(name)
-    if found is None:
-        raise ScimError(404, f"There is no resource type {name!r}: there are User and Group.")
-    return _respond(found)
-
-
-@router.get("/Schemas")
-async def schemas(request: Request) -> Response:
-    return _respond(_listed(list(discovery.schemas(_base(request)).values())))
-
-
-@router.get("/Schemas/{urn}")
-async def schema(urn: str, request: Request) -> Response:
-    found = discovery.schemas(_base(request)).get(urn)
-    if found is None:
-        raise ScimError(404, f"There is no schema {urn!r} here.")
-    return _respond(found)
-
-
-# --- Users ----------------------------------------------------------------------------------
-
-
-def _user(
-    view: scim_users.ScimUserView,
-    request: Request,
-    parameters: ResponseParameters[Any] | None = None,
-) -> dict[str, Any]:
-    return _dump(user_to_scim(view, _base(request)), Context.RESOURCE_QUERY_RESPONSE, parameters)
-
-
-async def _list_users(request: Request, session: Any, source: dict[str, Any]) -> Response:
-    text, start, count, parameters = _listing(source)
-    total, views = await scim_users.list_users(
-        session, where=filters.user_condition(text), offset=start - 1, limit=count
-    )
-    resources = [user_to_scim(view, _base(request)) for view in views]
-    return _respond(_page(resources, total, start, UserModel, parameters))
-
-
-@router.get("/Users")
-async def list_users(request: Request, session: ReaderSession) -> Response:
-    return await _list_users(request, session, dict(request.query_params))
-
-
-@search_router.post("/Users/.search")
-async def search_users(request: Request, session: ReaderSession) -> Response:
-    search = parse(SearchRequest, await _body(request), Context.SEARCH_REQUEST)
-    return await _list_users(request, session, _search_source(search))
 
 
 def _search_source(search: SearchRequest[Any]) -> dict[str, Any]:
@@ -261,31 +78,66 @@ def _search_source(search: SearchRequest[Any]) -> dict[str, Any]:
     }
 
 
+async def _search(request: Request) -> Listing:
+    search = parse(SearchRequest, await read_body(request), Context.SEARCH_REQUEST)
+    return listing(_search_source(search))
+
+
+# --- Users ----------------------------------------------------------------------------------
+
+
+def _user(view: ScimUserView, request: Request, parameters: ResponseParameters[Any]) -> Response:
+    body = _dump(user_to_scim(view, base(request)), Context.RESOURCE_QUERY_RESPONSE, parameters)
+    return respond(body, etag=view.etag)
+
+
+async def _list_users(request: Request, session: AsyncSession, asked: Listing) -> Response:
+    total, views = await scim_users.list_users(
+        session,
+        where=filters.user_condition(asked.filter),
+        offset=asked.offset,
+        limit=asked.count,
+    )
+    resources = [user_to_scim(view, base(request)) for view in views]
+    return respond(_page(resources, total, asked, UserModel))
+
+
+@router.get("/Users")
+async def list_users(request: Request, session: ReaderSession) -> Response:
+    """Users matching `filter`, a page of them (`startIndex`, `count`)."""
+    return await _list_users(request, session, listing(dict(request.query_params)))
+
+
+@search_router.post("/Users/.search")
+async def search_users(request: Request, session: ReaderSession) -> Response:
+    """The same as GET /Users, the query in a SearchRequest body."""
+    return await _list_users(request, session, await _search(request))
+
+
 @router.post("/Users")
 async def create_user(request: Request, session: WriterSession, actor: CurrentActor) -> Response:
-    user = user_from_scim(parse(UserModel, await _body(request), Context.RESOURCE_CREATION_REQUEST))
+    """Create a user; 409 uniqueness if its userName is taken (ignoring case)."""
+    parameters = attributes(dict(request.query_params))
+    body = await read_body(request)
+    user = user_from_scim(parse(UserModel, body, Context.RESOURCE_CREATION_REQUEST))
     view = await scim_users.create_user(session, actor=actor, user=user)
-    location = f"{_base(request)}/Users/{view.user.userid}"
-    return _respond(_user(view, request), 201, view.etag, location)
+    response = _user(view, request, parameters)
+    response.status_code = 201
+    response.headers["Location"] = f"{base(request)}/Users/{view.user.userid}"
+    return response
 
 
 @router.get("/Users/{userid}")
 async def get_user(userid: str, request: Request, session: ReaderSession) -> Response:
-    parameters = _attributes(dict(request.query_params))
+    """One user; 304 when If-None-Match names its ETag."""
+    parameters = attributes(dict(request.query_params))
     view = await scim_users.get_user(session, userid=userid)
     if request.headers.get("if-none-match") == view.etag:
         return Response(status_code=304, headers={"ETag": view.etag})
-    return _respond(_user(view, request, parameters), etag=view.etag)
+    return _user(view, request, parameters)
 
 
-@router.put("/Users/{userid}")
-async def replace_user(
-    userid: str, request: Request, session: WriterSession, actor: CurrentActor
-) -> Response:
-    wanted = user_from_scim(
-        parse(UserModel, await _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
-    )
-
+def _same_user_name(wanted: ScimUser) -> Callable[[ScimUser], ScimUser]:
     def change(current: ScimUser) -> ScimUser:
         if wanted.userid != current.userid:
             raise ScimError(
@@ -295,138 +147,165 @@ async def replace_user(
             )
         return wanted
 
+    return change
+
+
+async def _change_user(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    userid: str,
+    change: Callable[[ScimUser], ScimUser],
+    action: str,
+) -> Response:
     view = await scim_users.change_user(
         session,
         actor=actor,
         userid=userid,
         change=change,
-        action="scim.user.replace",
-        if_match=_if_match(request),
+        action=action,
+        if_match=if_match(request),
     )
-    return _respond(_user(view, request), etag=view.etag)
+    return _user(view, request, attributes(dict(request.query_params)))
+
+
+@router.put("/Users/{userid}")
+async def replace_user(
+    userid: str, request: Request, session: WriterSession, actor: CurrentActor
+) -> Response:
+    """Replace a user's attributes (userName cannot change); If-Match honoured."""
+    body = await read_body(request)
+    wanted = user_from_scim(parse(UserModel, body, Context.RESOURCE_REPLACEMENT_REQUEST))
+    return await _change_user(
+        request, session, actor, userid, _same_user_name(wanted), "scim.user.replace"
+    )
 
 
 @router.patch("/Users/{userid}")
 async def patch_user(
     userid: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
-    change = user_change(await _body(request))
-    view = await scim_users.change_user(
-        session,
-        actor=actor,
-        userid=userid,
-        change=change,
-        action="scim.user.patch",
-        if_match=_if_match(request),
-    )
-    return _respond(_user(view, request), etag=view.etag)
+    """Apply a PatchOp to a user: all its operations, or none."""
+    change = user_change(await read_body(request))
+    return await _change_user(request, session, actor, userid, change, "scim.user.patch")
 
 
 @router.delete("/Users/{userid}")
 async def delete_user(
     userid: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
-    await core_users.delete_user(session, actor=actor, userid=userid, if_match=_if_match(request))
+    """Delete a user and its memberships."""
+    await core_users.delete_user(session, actor=actor, userid=userid, if_match=if_match(request))
     return Response(status_code=204)
 
 
 # --- Groups ---------------------------------------------------------------------------------
 
 
-def _group(
-    view: scim_groups.ScimGroupView,
-    request: Request,
-    parameters: ResponseParameters[Any] | None = None,
-) -> dict[str, Any]:
-    return _dump(group_to_scim(view, _base(request)), Context.RESOURCE_QUERY_RESPONSE, parameters)
+def _group_resource(
+    view: ScimGroupView, request: Request, parameters: ResponseParameters[Any]
+) -> Group:
+    return group_to_scim(
+        view, base(request), member_display=asks_for(parameters, "members.display")
+    )
 
 
-async def _list_groups(request: Request, session: Any, source: dict[str, Any]) -> Response:
-    text, start, count, parameters = _listing(source)
+def _group(view: ScimGroupView, request: Request, parameters: ResponseParameters[Any]) -> Response:
+    resource = _group_resource(view, request, parameters)
+    body = _dump(resource, Context.RESOURCE_QUERY_RESPONSE, parameters)
+    return respond(body, etag=view.etag)
+
+
+async def _list_groups(request: Request, session: AsyncSession, asked: Listing) -> Response:
     total, views = await scim_groups.list_groups(
         session,
-        where=filters.group_condition(text),
-        offset=start - 1,
-        limit=count,
-        with_members=_wants(parameters, "members"),
+        where=filters.group_condition(asked.filter),
+        offset=asked.offset,
+        limit=asked.count,
+        with_members=wants(asked.parameters, "members"),
     )
-    resources = [group_to_scim(view, _base(request)) for view in views]
-    return _respond(_page(resources, total, start, Group, parameters))
+    resources = [_group_resource(view, request, asked.parameters) for view in views]
+    return respond(_page(resources, total, asked, Group))
 
 
 @router.get("/Groups")
 async def list_groups(request: Request, session: ReaderSession) -> Response:
-    return await _list_groups(request, session, dict(request.query_params))
+    """Groups matching `filter`, a page of them (`startIndex`, `count`)."""
+    return await _list_groups(request, session, listing(dict(request.query_params)))
 
 
 @search_router.post("/Groups/.search")
 async def search_groups(request: Request, session: ReaderSession) -> Response:
-    search = parse(SearchRequest, await _body(request), Context.SEARCH_REQUEST)
-    return await _list_groups(request, session, _search_source(search))
+    """The same as GET /Groups, the query in a SearchRequest body."""
+    return await _list_groups(request, session, await _search(request))
 
 
 @router.post("/Groups")
 async def create_group(request: Request, session: WriterSession, actor: CurrentActor) -> Response:
-    group = group_from_scim(parse(Group, await _body(request), Context.RESOURCE_CREATION_REQUEST))
+    """Create a group; its id derives from displayName; 409 uniqueness if that is taken."""
+    parameters = attributes(dict(request.query_params))
+    body = await read_body(request)
+    group = group_from_scim(parse(Group, body, Context.RESOURCE_CREATION_REQUEST))
     view = await scim_groups.create_group(session, actor=actor, group=group)
-    location = f"{_base(request)}/Groups/{view.name}"
-    return _respond(_group(view, request), 201, view.etag, location)
+    response = _group(view, request, parameters)
+    response.status_code = 201
+    response.headers["Location"] = f"{base(request)}/Groups/{view.name}"
+    return response
 
 
 @router.get("/Groups/{name}")
 async def get_group(name: str, request: Request, session: ReaderSession) -> Response:
-    parameters = _attributes(dict(request.query_params))
+    """One group; 304 when If-None-Match names its ETag."""
+    parameters = attributes(dict(request.query_params))
     view = await scim_groups.get_group(
-        session, name=name, with_members=_wants(parameters, "members")
+        session, name=name, with_members=wants(parameters, "members")
     )
     if request.headers.get("if-none-match") == view.etag:
         return Response(status_code=304, headers={"ETag": view.etag})
-    return _respond(_group(view, request, parameters), etag=view.etag)
+    return _group(view, request, parameters)
+
+
+async def _change_group(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    name: str,
+    change: Callable[[ScimGroup], ScimGroup],
+    action: str,
+) -> Response:
+    view = await scim_groups.change_group(
+        session, actor=actor, name=name, change=change, action=action, if_match=if_match(request)
+    )
+    return _group(view, request, attributes(dict(request.query_params)))
 
 
 @router.put("/Groups/{name}")
 async def replace_group(
     name: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
-    wanted = group_from_scim(
-        parse(Group, await _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
+    """Replace a group's displayName, externalId and members; If-Match honoured."""
+    body = await read_body(request)
+    wanted = group_from_scim(parse(Group, body, Context.RESOURCE_REPLACEMENT_REQUEST))
+    return await _change_group(
+        request, session, actor, name, lambda _current: wanted, "scim.group.replace"
     )
-
-    def change(current: ScimGroup) -> ScimGroup:
-        return wanted
-
-    view = await scim_groups.change_group(
-        session,
-        actor=actor,
-        name=name,
-        change=change,
-        action="scim.group.replace",
-        if_match=_if_match(request),
-    )
-    return _respond(_group(view, request), etag=view.etag)
 
 
 @router.patch("/Groups/{name}")
 async def patch_group(
     name: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
-    change = group_change(await _body(request))
-    view = await scim_groups.change_group(
-        session,
-        actor=actor,
-        name=name,
-        change=change,
-        action="scim.group.patch",
-        if_match=_if_match(request),
-    )
-    return _respond(_group(view, request), etag=view.etag)
+    """Apply a PatchOp to a group: all its operations, or none."""
+    change = group_change(await read_body(request))
+    return await _change_group(request, session, actor, name, change, "scim.group.patch")
 
 
 @router.delete("/Groups/{name}")
 async def delete_group(
     name: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
-    await core_groups.delete_group(session, actor=actor, name=name, if_match=_if_match(request))
+    """Delete a group (its members stay users)."""
+    await core_groups.delete_group(session, actor=actor, name=name, if_match=if_match(request))
     return Response(status_code=204)
 
 
@@ -445,32 +324,32 @@ def _condition_or_none(translate: Callable[[str | None], Any], text: str | None)
 
 @search_router.post("/.search")
 async def search_all(request: Request, session: ReaderSession) -> Response:
-    search = parse(SearchRequest, await _body(request), Context.SEARCH_REQUEST)
-    text, start, count, parameters = _listing(_search_source(search))
-    if text is not None:
-        filters.parse(text)
-    on_users = _condition_or_none(filters.user_condition, text)
-    on_groups = _condition_or_none(filters.group_condition, text)
+    """Users, then groups, matching a SearchRequest."""
+    asked = await _search(request)
+    if asked.filter is not None:
+        filters.parse(asked.filter)
+    on_users = _condition_or_none(filters.user_condition, asked.filter)
+    on_groups = _condition_or_none(filters.group_condition, asked.filter)
     if on_users is None and on_groups is None:
-        filters.user_condition(text)
-    base, offset = _base(request), start - 1
+        filters.user_condition(asked.filter)
+    offset = asked.offset
     resources: list[Any] = []
     total = 0
     if on_users is not None:
         users_total, users = await scim_users.list_users(
-            session, where=on_users, offset=offset, limit=count
+            session, where=on_users, offset=offset, limit=asked.count
         )
         total += users_total
-        resources += [user_to_scim(view, base) for view in users]
+        resources += [user_to_scim(view, base(request)) for view in users]
         offset = max(offset - users_total, 0)
     if on_groups is not None:
         groups_total, groups = await scim_groups.list_groups(
             session,
             where=on_groups,
             offset=offset,
-            limit=count - len(resources),
-            with_members=_wants(parameters, "members"),
+            limit=asked.count - len(resources),
+            with_members=wants(asked.parameters, "members"),
         )
         total += groups_total
-        resources += [group_to_scim(view, base) for view in groups]
-    return _respond(_page(resources, total, start, UserModel | Group, parameters))
+        resources += [_group_resource(view, request, asked.parameters) for view in groups]
+    return respond(_page(resources, total, asked, UserModel | Group))

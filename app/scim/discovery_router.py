@@ -1,0 +1,59 @@
+"""GET /ServiceProviderConfig, /ResourceTypes[/{id}], /Schemas[/{id}] (RFC 7644 §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from app.scim import discovery
+from app.scim.errors import ScimError
+from app.scim.routing import ScimRoute, base, respond
+
+router = APIRouter(route_class=ScimRoute)
+
+
+def _listed(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": len(items),
+        "startIndex": 1,
+        "itemsPerPage": len(items),
+        "Resources": items,
+    }
+
+
+@router.get("/ServiceProviderConfig")
+async def service_provider_config(request: Request) -> Response:
+    """What this service provider supports: patch, filter, etag; no bulk, sort or passwords."""
+    return respond(discovery.service_provider_config(base(request)))
+
+
+@router.get("/ResourceTypes")
+async def resource_types(request: Request) -> Response:
+    """The resource types served: User and Group."""
+    return respond(_listed(list(discovery.resource_types(base(request)).values())))
+
+
+@router.get("/ResourceTypes/{name}")
+async def resource_type(name: str, request: Request) -> Response:
+    """One resource type."""
+    found = discovery.resource_types(base(request)).get(name)
+    if found is None:
+        raise ScimError(404, f"There is no resource type {name!r}: there are User and Group.")
+    return respond(found)
+
+
+@router.get("/Schemas")
+async def schemas(request: Request) -> Response:
+    """The schemas of the resources, trimmed to the attributes stored."""
+    return respond(_listed(list(discovery.schemas(base(request)).values())))
+
+
+@router.get("/Schemas/{urn}")
+async def schema(urn: str, request: Request) -> Response:
+    """One schema, by its URN."""
+    found = discovery.schemas(base(request)).get(urn)
+    if found is None:
+        raise ScimError(404, f"There is no schema {urn!r} here.")
+    return respond(found)
