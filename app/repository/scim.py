@@ -234,17 +234,21 @@ async def count_groups(session: AsyncSession, *, where: ColumnElement[bool]) -> 
 
 async def members_of(
     session: AsyncSession, *, group_ids: Sequence[int]
-) -> dict[int, list[tuple[str, str | None]]]:
-    """Each group's members as (userid, displayName), in userid order."""
+) -> dict[int, list[tuple[str, str]]]:
+    """Each group's members as (userid, display), in userid order.
+
+    The display is the user's displayName, or "first last" for a user without one.
+    """
     if not group_ids:
         return {}
+    shown = func.coalesce(User.display_name, User.first_name + " " + User.last_name)
     rows = await session.execute(
-        select(Membership.group_id, User.userid, User.display_name)
+        select(Membership.group_id, User.userid, shown)
         .join(User, User.id == Membership.user_id)
         .where(in_list(session, Membership.group_id, group_ids, BigInteger()))
         .order_by(Membership.group_id, User.userid)
     )
-    found: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for group_id, userid, display in rows:
         found[group_id].append((userid, display))
     return found

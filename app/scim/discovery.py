@@ -20,7 +20,7 @@ _USER_ATTRIBUTES = {
     "emails": {"value", "type", "primary"},
     "groups": {"value", "$ref", "display", "type"},
 }
-_GROUP_ATTRIBUTES = {"displayName": None, "members": {"value", "$ref", "type"}}
+_GROUP_ATTRIBUTES = {"displayName": None, "members": {"value", "$ref", "type", "display"}}
 
 
 def _trimmed(schema: dict[str, Any], keep: dict[str, set[str] | None]) -> dict[str, Any]:
@@ -62,6 +62,12 @@ def _group_schema(base: str) -> dict[str, Any]:
         if attribute["name"] == "displayName":
             attribute["required"] = True
             attribute["uniqueness"] = "server"
+        if attribute["name"] == "members":
+            for sub in attribute["subAttributes"]:
+                if sub["name"] == "display":
+                    # The user's displayName (or "first last"); see group_to_scim.
+                    sub["mutability"] = "readOnly"
+                    sub["returned"] = "request"
     schema["meta"] = {"resourceType": "Schema", "location": f"{base}/Schemas/{GROUP_SCHEMA}"}
     return schema
 

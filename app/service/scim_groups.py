@@ -45,8 +45,8 @@ class ScimGroupView:
     etag: str
     created: datetime
     last_modified: datetime
-    # (userid, displayName) by userid; None when not asked for
-    members: list[tuple[str, str | None]] | None
+    # (userid, the user's displayName or "first last") by userid; None when not asked for
+    members: list[tuple[str, str]] | None
 
 
 def derive_name(display_name: str) -> str:
