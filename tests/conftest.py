@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
 
 from app.api import create_app
 from app.auth import Actor, Role
@@ -20,6 +17,7 @@ from app.db import Database, create_database
 from app.migrations import upgrade
 from app.service import tokens
 from app.settings import Settings
+from tests.live_server import fresh_postgres, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -35,33 +33,12 @@ async def _migrate(url: str) -> None:
         await database.dispose()
 
 
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A private, migrated database on the TEST_POSTGRES_URL server for this run."""
-    base = os.environ.get("TEST_POSTGRES_URL")
-    if not base:
-        message = "TEST_POSTGRES_URL is not set; `make test` sets it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    base = Settings(database_url=base).database_url
-    name = f"grouped_users_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_postgres(postgres_server(), "grouped_users_test") as url:
         asyncio.run(_migrate(url))
         yield url
-    finally:
-        asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -211,6 +212,21 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
 def async_url(url: str) -> str:
     """The URL with the async driver the app uses (sqlite:// -> sqlite+aiosqlite://)."""
     return Settings(database_url=url).database_url
+
+
+def postgres_server() -> str:
+    """The PostgreSQL server of the tests ($TEST_POSTGRES_URL, async driver).
+
+    Without one a test is skipped, except under CI, where a PostgreSQL test
+    that does not run is a failure.
+    """
+    server = os.environ.get("TEST_POSTGRES_URL")
+    if not server:
+        message = "TEST_POSTGRES_URL is not set; `make test` sets it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return async_url(server)
 
 
 async def admin(url: str, statement: str) -> None:

@@ -30,7 +30,6 @@ from typing import Any
 import anyio
 import pytest
 from sqlalchemy import func, make_url, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import bulkfiles
 from app.auth import Actor, Role
@@ -42,6 +41,7 @@ from app.repository import users as user_repo
 from app.schemas import UserRecordIn
 from app.service import bulk, listing, users
 from app.settings import Settings
+from tests.live_server import admin, postgres_server
 
 pytestmark = pytest.mark.anyio
 
@@ -149,7 +149,7 @@ class Databases:
             self.made.append(str(path))
             return f"sqlite:///{path}"
         name = f"grouped_users_bulk_{uuid.uuid4().hex[:12]}"
-        await _autocommit(self.server, f'CREATE DATABASE "{name}"')
+        await admin(self.server, f'CREATE DATABASE "{name}"')
         self.made.append(name)
         url = make_url(self.server).set(database=name).render_as_string(hide_password=False)
         async with opened(url) as database:
@@ -159,16 +159,7 @@ class Databases:
     async def drop(self) -> None:
         if self.template is None:
             for name in self.made:
-                await _autocommit(self.server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _autocommit(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
+                await admin(self.server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -178,13 +169,7 @@ async def databases(
     if request.param == "sqlite":
         made = Databases("sqlite", tmp_path, sqlite_template)
     else:
-        server = os.environ.get("TEST_POSTGRES_URL")
-        if not server:
-            message = "TEST_POSTGRES_URL is not set; `make test` sets it"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        made = Databases("postgresql", tmp_path, None, Settings(database_url=server).database_url)
+        made = Databases("postgresql", tmp_path, None, postgres_server())
     try:
         yield made
     finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,14 +11,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import Database, create_database
 from app.migrations import alembic_config, current_revision, head_revision, upgrade
 from app.models import Base
 from app.settings import Settings
+from tests.live_server import fresh_postgres_async, postgres_server
 
 pytestmark = pytest.mark.anyio
 
@@ -53,15 +52,6 @@ async def _downgrade_to_base(engine: AsyncEngine) -> None:
         await connection.run_sync(run)
 
 
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A database of its own, with no tables yet; the shared test databases stay untouched."""
@@ -72,19 +62,12 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         finally:
             await database.dispose()
         return
-    base = os.environ.get("TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("TEST_POSTGRES_URL is not set")
-    base = Settings(database_url=base).database_url
-    name = f"grouped_users_migrations_{uuid.uuid4().hex[:12]}"
-    await _admin(base, f'CREATE DATABASE "{name}"')
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    database = create_database(Settings(database_url=url))
-    try:
-        yield database
-    finally:
-        await database.dispose()
-        await _admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with fresh_postgres_async(postgres_server(), "grouped_users_migrations") as url:
+        database = create_database(Settings(database_url=url))
+        try:
+            yield database
+        finally:
+            await database.dispose()
 
 
 async def test_migrated_schema_matches_the_models(database: Database) -> None:

@@ -13,8 +13,8 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +22,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from sqlalchemy import make_url, select, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select, update
 
 from app.api import create_app
 from app.auth import Actor, Role
@@ -32,6 +31,7 @@ from app.models import Base, Token
 from app.service import tokens
 from app.settings import Settings
 from tests.helpers import assert_problem
+from tests.live_server import fresh_postgres_async, postgres_server
 
 pytestmark = pytest.mark.anyio
 
@@ -225,39 +225,19 @@ async def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _autocommit(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def cli_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database migrated with `db upgrade`."""
-    base = name = ""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cli.db'}"
-    else:
-        server = os.environ.get("TEST_POSTGRES_URL")
-        if not server:
-            message = "TEST_POSTGRES_URL is not set; `make test` sets it"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        base = Settings(database_url=server).database_url
-        name = f"grouped_users_cli_{uuid.uuid4().hex[:12]}"
-        await _autocommit(base, f'CREATE DATABASE "{name}"')
-        url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
+    async with AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'cli.db'}"
+        else:
+            url = await stack.enter_async_context(
+                fresh_postgres_async(postgres_server(), "grouped_users_cli")
+            )
         upgraded = await cli(url, "db", "upgrade")
         assert upgraded.returncode == 0, upgraded.stderr
         yield url
-    finally:
-        if name:
-            await _autocommit(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_cli_create_list_revoke(cli_url: str) -> None:
