@@ -31,10 +31,9 @@ async def authenticate(request: Request) -> Actor:
     if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated()
     database: Database = request.app.state.database
-    async with database.reader() as session:
-        found = await tokens.authenticate(
-            session, secret=credentials.credentials.strip(), request_id=request_id
-        )
+    found = await tokens.authenticate(
+        database.statement_reader(), secret=credentials.credentials.strip(), request_id=request_id
+    )
     if found.stale:
         try:
             async with database.writer() as session:

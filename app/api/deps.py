@@ -30,6 +30,12 @@ def reader(request: Request) -> AsyncSession:
     return database.reader()
 
 
+def statement_reader(request: Request) -> AsyncSession:
+    """The session of a use case that reads with one statement (Database.statement_reader)."""
+    database: Database = request.app.state.database
+    return database.statement_reader()
+
+
 async def reader_session(request: Request) -> AsyncSession:
     return reader(request)
 

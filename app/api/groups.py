@@ -22,7 +22,7 @@ from app.api.deps import (
     UseridPath,
     WriterSession,
     check_length,
-    reader,
+    statement_reader,
 )
 from app.api.docs import BODY_ERRORS, problem_responses, validation_example
 from app.errors import (
@@ -100,7 +100,7 @@ async def list_groups(
 )
 async def get_group(name: GroupPath, request: Request) -> Response:
     """List the group's members, sorted; a group with no members answers 404."""
-    found = await service.get_members(reader(request), name=name)
+    found = await service.get_members(statement_reader(request), name=name)
     return not_modified(if_none_match(request), found.etag) or Response(
         found.value, media_type="application/json", headers={"ETag": found.etag}
     )

@@ -21,7 +21,7 @@ from app.api.deps import (
     UseridPath,
     WriterSession,
     check_length,
-    reader,
+    statement_reader,
 )
 from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, validation_example
 from app.errors import (
@@ -107,7 +107,7 @@ async def list_users(
 )
 async def get_user(userid: UseridPath, request: Request) -> Response:
     """Fetch a user record; its groups are sorted."""
-    found = await service.get_user(reader(request), userid=userid)
+    found = await service.get_user(statement_reader(request), userid=userid)
     return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
 
 
