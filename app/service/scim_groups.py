@@ -152,10 +152,13 @@ async def create_group(session: AsyncSession, *, actor: Actor, group: ScimGroup)
             group_id = await scim_repo.insert_group(
                 session, name=name, display_name=group.display_name, external_id=group.external_id
             )
-        except IntegrityError:
-            # Another transaction took the name or the displayName since we
-            # looked (PostgreSQL; SQLite lets one writer in at a time): the
-            # client's retry gets the 409 or a free name.
+        except IntegrityError as exc:
+            # Another transaction took the displayName or the derived name
+            # since we looked (PostgreSQL; SQLite lets one writer in at a
+            # time). The unique index on display_key decides the first: 409.
+            # The second: the client's retry picks a free name.
+            if "display_key" in str(exc.orig):
+                raise DisplayNameTaken(group.display_name) from None
             raise Busy() from None
         await _set_members(session, group_id=group_id, userids=group.members, current=set())
         await audit(

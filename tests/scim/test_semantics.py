@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.repository import scim as scim_repo
+
 pytestmark = pytest.mark.anyio
 
 SCIM = {"Content-Type": "application/scim+json"}
@@ -111,6 +113,20 @@ async def test_duplicates_are_409_uniqueness(team: httpx.AsyncClient) -> None:
     renamed = patch({"op": "replace", "path": "displayName", "value": "TEAM"})
     taken = await call(team, "PATCH", f"/Groups/{other.json()['id']}", renamed)
     assert (taken.status_code, taken.json()["scimType"]) == (409, "uniqueness")
+
+
+async def test_a_display_name_taken_between_check_and_insert_is_409(
+    team: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A concurrent creator that got in after our check: the unique index decides.
+    async def never_taken(*_args: Any, **_kwargs: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(scim_repo, "display_key_taken", never_taken)
+    clash = await call(team, "POST", "/Groups", {"schemas": [GROUP], "displayName": "TEAM"})
+    assert (clash.status_code, clash.json()["scimType"]) == (409, "uniqueness")
+    groups = await call(team, "GET", '/Groups?filter=displayName eq "team"')
+    assert groups.json()["totalResults"] == 1
 
 
 async def test_entra_member_changes(team: httpx.AsyncClient) -> None:
