@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | c
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 export TEST_POSTGRES_URL
 
-.PHONY: run test check fmt lock venv clean bench bench-quick soak
+.PHONY: run test check fmt lock venv clean bench bench-quick soak screenshots
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ test: venv
 ## ($$TEST_POSTGRES_URL); prints requests, errors by status and p50/p99 latency.
 soak: venv
 	$(BIN)/python -m tests.soak.run --seconds 60 --clients 64 --workers 4 --database postgresql
+
+## The console's browser tests, writing their pictures to docs/screenshots (README).
+screenshots: venv
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/ui
 
 ## Lint, format check, strict typing, Dockerfile lint.
 check: venv

@@ -2,11 +2,13 @@
 
 One server per module (SQLite, auth required, tokens from the CLI); each test
 makes its own users and groups, so the tests do not depend on their order.
-The screenshots in docs/screenshots (shown in the README) are taken here.
+The screenshots in docs/screenshots (shown in the README) are taken here
+(`make screenshots` writes them).
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 from playwright.sync_api import Page, expect
@@ -15,8 +17,17 @@ from tests.ui.conftest import SCREENSHOTS, Console, Tabs
 
 
 def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    """Take the page's picture; it replaces the README's copy with UPDATE_SCREENSHOTS=1.
+
+    Every run takes it (the page must render); only `make screenshots` writes
+    docs/screenshots, so that `make test` leaves the work tree as it found it
+    (the audit page shows times, and pixels differ between runs).
+    """
+    image = page.screenshot(full_page=True, caret="hide", animations="disabled")
+    assert image.startswith(b"\x89PNG"), "the screenshot is not a PNG"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"{name}.png").write_bytes(image)
 
 
 def sign_in(page: Page, console: Console, role: str, at: str = "") -> None:
