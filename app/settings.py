@@ -28,7 +28,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; sqlite:// and postgresql:// get their async driver.",
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

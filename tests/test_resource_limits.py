@@ -8,7 +8,7 @@
   the 1,000 requests take less than those 5 s.)
 - Slowloris-style clients sending their headers a byte at a time do not hold
   up anybody else.
-- With GROUPED_USERS_DB_POOL_SIZE=1 (so 2 connections with the overflow) and
+- With GROUPED_USERS_DB_POOL_SIZE=1 (one connection per process) and
   GROUPED_USERS_DB_POOL_TIMEOUT=0.2 on PostgreSQL, the `users` table is locked
   from outside: the requests that got a connection wait on the lock, the others
   wait for the pool and get a 503 problem `database_busy` with Retry-After,
