@@ -130,35 +130,6 @@ async def groups_of(
     return found
 
 
-async def insert_user(
-    session: AsyncSession,
-    *,
-    userid: str,
-    first_name: str,
-    last_name: str,
-    active: bool,
-    external_id: str | None,
-    display_name: str | None,
-) -> int:
-    """Insert a user; a duplicate userid raises IntegrityError from the unique key."""
-    result = await session.execute(
-        insert(User)
-        .values(
-            userid=userid,
-            first_name=first_name,
-            last_name=last_name,
-            search_names=search_names(first_name, last_name),
-            version=1,
-            active=active,
-            external_id=external_id,
-            display_name=display_name,
-            display_key=fold(display_name),
-        )
-        .returning(User.id)
-    )
-    return int(result.scalar_one())
-
-
 async def update_user(
     session: AsyncSession,
     *,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.fastread import FAST_READER, FastReader, compile_sqlite
+from app.fastread import compile_sqlite
 from app.models import Group, Membership, User
-from app.repository.common import NO_SYNC, UserRow, dialect, in_list
+from app.repository.common import NO_SYNC, UserRow, dialect, in_list, statement_rows
 
 _COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version)
 
@@ -33,12 +32,7 @@ async def get_with_groups(
     session: AsyncSession, *, userid: str
 ) -> tuple[UserRow, list[str]] | None:
     """The user and the sorted names of its groups, in one statement."""
-    fast: FastReader | None = session.info.get(FAST_READER)
-    parameters = {"userid": userid}
-    if fast is not None:
-        rows: Sequence[Any] = fast.rows(_WITH_GROUPS_SQLITE, parameters)
-    else:
-        rows = (await session.execute(_WITH_GROUPS, parameters)).all()
+    rows = await statement_rows(session, _WITH_GROUPS, _WITH_GROUPS_SQLITE, {"userid": userid})
     if not rows:
         return None
     user = UserRow(*rows[0][:5])
@@ -80,9 +74,19 @@ async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:
 
 
 async def insert_user(
-    session: AsyncSession, *, userid: str, first_name: str, last_name: str
+    session: AsyncSession,
+    *,
+    userid: str,
+    first_name: str,
+    last_name: str,
+    active: bool = True,
+    external_id: str | None = None,
+    display_name: str | None = None,
 ) -> int:
-    """Insert a user; a duplicate userid raises IntegrityError from the unique key."""
+    """Insert a user (the SCIM attributes beside it have their defaults unless given).
+
+    A duplicate userid raises IntegrityError from the unique key.
+    """
     result = await session.execute(
         insert(User)
         .values(
@@ -91,6 +95,10 @@ async def insert_user(
             last_name=last_name,
             search_names=search_names(first_name, last_name),
             version=1,
+            active=active,
+            external_id=external_id,
+            display_name=display_name,
+            display_key=None if display_name is None else display_name.casefold(),
         )
         .returning(User.id)
     )

@@ -59,16 +59,20 @@ def user_change(body: Any) -> Callable[[ScimUser], ScimUser]:
     def change(current: ScimUser) -> ScimUser:
         resource = user_to_scim(current, "")
         _apply(patch, resource)
-        wanted = user_from_scim(resource)
-        if wanted.userid != current.userid:
-            raise ScimError(
-                400,
-                f"userName is the user's id and cannot change from {current.userid!r}.",
-                "mutability",
-            )
-        return wanted
+        return same_user_name(current, user_from_scim(resource))
 
     return change
+
+
+def same_user_name(current: ScimUser, wanted: ScimUser) -> ScimUser:
+    """`wanted`, if it keeps the userName: it is the user's id, which never changes."""
+    if wanted.userid != current.userid:
+        raise ScimError(
+            400,
+            f"userName is the user's id and cannot change from {current.userid!r}.",
+            "mutability",
+        )
+    return wanted
 
 
 def group_change(body: Any) -> Callable[[ScimGroup], ScimGroup]:

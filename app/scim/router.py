@@ -15,7 +15,7 @@ from app.auth import Actor
 from app.scim import filters
 from app.scim.discovery_router import router as discovery_router
 from app.scim.errors import PREFIX, ScimError
-from app.scim.patch import group_change, user_change
+from app.scim.patch import group_change, same_user_name, user_change
 from app.scim.resources import (
     UserModel,
     group_from_scim,
@@ -138,16 +138,7 @@ async def get_user(userid: str, request: Request, session: ReaderSession) -> Res
 
 
 def _same_user_name(wanted: ScimUser) -> Callable[[ScimUser], ScimUser]:
-    def change(current: ScimUser) -> ScimUser:
-        if wanted.userid != current.userid:
-            raise ScimError(
-                400,
-                f"userName is the user's id and cannot change from {current.userid!r}.",
-                "mutability",
-            )
-        return wanted
-
-    return change
+    return lambda current: same_user_name(current, wanted)
 
 
 async def _change_user(

@@ -16,6 +16,7 @@ from app.errors import UserExists, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
 from app.repository import scim as scim_repo
+from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
 from app.service.audit import record as audit
 from app.service.common import check, retried
@@ -105,7 +106,7 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
     async with session.begin():
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
-            user_id = await scim_repo.insert_user(
+            user_id = await user_repo.insert_user(
                 session,
                 userid=user.userid,
                 first_name=user.first_name,
