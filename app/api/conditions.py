@@ -72,12 +72,13 @@ def not_modified(if_none_match: str | None, etag: str) -> Response | None:
     return None
 
 
-def tagged_json(value: BaseModel, etag: str) -> Response:
-    """`value` as JSON with its ETag, encoded by its own Pydantic serializer.
+def tagged_json(value: BaseModel | str, etag: str) -> Response:
+    """`value` as JSON with its ETag: a model encoded by its own Pydantic
+    serializer, or JSON text as it is (built by the database).
 
     The route still declares its response_model (for OpenAPI); answering
     with a ready Response spares FastAPI validating the model a second time
     and a generic encoder on the hot path (#7).
     """
-    body = type(value).__pydantic_serializer__.to_json(value)
+    body = value if isinstance(value, str) else type(value).__pydantic_serializer__.to_json(value)
     return Response(body, media_type="application/json", headers={"ETag": etag})

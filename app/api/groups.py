@@ -14,6 +14,7 @@ from app.api.conditions import (
     IfMatchHeader,
     if_none_match,
     not_modified,
+    tagged_json,
 )
 from app.api.deps import (
     GroupPath,
@@ -101,9 +102,7 @@ async def list_groups(
 async def get_group(name: GroupPath, request: Request) -> Response:
     """List the group's members, sorted; a group with no members answers 404."""
     found = await service.get_members(statement_reader(request), name=name)
-    return not_modified(if_none_match(request), found.etag) or Response(
-        found.value, media_type="application/json", headers={"ETag": found.etag}
-    )
+    return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
 
 
 @router.post(

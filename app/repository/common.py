@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +12,10 @@ from sqlalchemy import ColumnElement, any_, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.type_api import TypeEngine
 
-from app.fastread import FAST_READER
+from app.fastread import FAST_READER, FastReader
 
 # Statements here are bulk SQL: no ORM objects are loaded that the ORM would
 # have to bring in line (it would otherwise fetch every deleted row back).
@@ -34,6 +35,17 @@ def one_statement(session: AsyncSession) -> AbstractAsyncContextManager[object]:
     if dialect(session) == "postgresql":
         return _autocommit(session)
     return session.begin()
+
+
+async def statement_rows(
+    session: AsyncSession, statement: Executable, sqlite_sql: str, parameters: dict[str, Any]
+) -> Sequence[Any]:
+    """The rows of a single-statement read: on the fast reader (as `sqlite_sql`, the
+    statement compiled once), else through the session."""
+    fast: FastReader | None = session.info.get(FAST_READER)
+    if fast is not None:
+        return fast.rows(sqlite_sql, parameters)
+    return (await session.execute(statement, parameters)).all()
 
 
 @asynccontextmanager

@@ -21,9 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.fastread import FAST_READER, FastReader, compile_sqlite
+from app.fastread import compile_sqlite
 from app.models import Group, Membership, User
-from app.repository.common import NO_SYNC, GroupRow, dialect, in_list
+from app.repository.common import NO_SYNC, GroupRow, dialect, in_list, statement_rows
 
 _COLUMNS = (Group.id, Group.name, Group.version)
 
@@ -62,16 +62,11 @@ _WITH_MEMBERS_SQLITE = compile_sqlite(_WITH_MEMBERS["sqlite"])
 
 async def get_with_members(session: AsyncSession, *, name: str) -> tuple[GroupRow, str] | None:
     """The group and the JSON array of its members' sorted userids, in one statement."""
-    fast: FastReader | None = session.info.get(FAST_READER)
-    parameters = {"name": name}
-    if fast is not None:
-        rows: Sequence[Any] = fast.rows(_WITH_MEMBERS_SQLITE, parameters)
-        row = rows[0] if rows else None
-    else:
-        statement = _WITH_MEMBERS[dialect(session)]
-        row = (await session.execute(statement, parameters)).one_or_none()
-    if row is None:
+    statement = _WITH_MEMBERS[dialect(session)]
+    rows = await statement_rows(session, statement, _WITH_MEMBERS_SQLITE, {"name": name})
+    if not rows:
         return None
+    row = rows[0]
     # json_agg of no rows is NULL; json_group_array's is "[]".
     return GroupRow(*row[:3]), row[3] or "[]"
 
