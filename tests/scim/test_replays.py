@@ -63,6 +63,9 @@ async def test_okta_user_lifecycle(client: httpx.AsyncClient) -> None:
     assert body["emails"] == [{"value": "dade.murphy@example.com", "type": "work", "primary": True}]
     assert "password" not in body
     assert body["meta"]["version"] == created.headers["ETag"]
+    assert body["meta"]["resourceType"] == "User"
+    assert body["meta"]["location"] == created.headers["Location"]
+    assert body["meta"]["created"] == body["meta"]["lastModified"]
     assert created.headers["Location"].endswith("/scim/v2/Users/dade.murphy@example.com")
 
     again = await call(client, "POST", "/scim/v2/Users", okta_user())
