@@ -26,19 +26,17 @@ def _check_userid(userid: str, given: str | None) -> None:
 
 
 @retried
-async def get_user(session: AsyncSession, *, userid: str) -> Tagged[UserRecord]:
+async def get_user(session: AsyncSession, *, userid: str) -> Tagged[str]:
+    """The user record as the JSON text the answer carries (groups sorted)."""
     # A name that breaks the rule cannot exist: no need to ask the database.
     if not is_valid_name(userid):
         raise UserNotFound(userid)
     async with one_statement(session):
-        found = await user_repo.get_with_groups(session, userid=userid)
+        found = await user_repo.get_record(session, userid=userid)
     if found is None:
         raise UserNotFound(userid)
-    user, groups = found
-    record = UserRecord(
-        first_name=user.first_name, last_name=user.last_name, userid=userid, groups=groups
-    )
-    return Tagged(record, etag(user.id, user.version))
+    user_id, version, record = found
+    return Tagged(record, etag(user_id, version))
 
 
 @retried

@@ -79,7 +79,7 @@ FAILURES = [
     pytest.param(
         group_service, "delete_group", "DELETE", "/groups/admins", None, boom, id="DELETE"
     ),
-    pytest.param(user_repo, "get_with_groups", "GET", "/users/joe", None, sql_failure, id="SQL"),
+    pytest.param(user_repo, "get_record", "GET", "/users/joe", None, sql_failure, id="SQL"),
 ]
 LEAKS = ["boom", "secret", "RuntimeError", "ProgrammingError", "Traceback", 'File "', ".py"]
 LEAKS += ["SELECT", "password", "sqlalchemy", "asyncpg", "sqlite"]
