@@ -2,14 +2,13 @@
 
 In order: a request id (the client's X-Request-ID if sane, else a new one),
 metrics and one JSON log line, security headers (nosniff everywhere, no-store
-on every answer that needed credentials), and a time limit. One layer, not
+on every answer that needed credentials), and a time limit (app.api.deadlines). One layer, not
 four: each ASGI middleware costs a coroutine and a wrapped `send` per
 request, which on a point lookup is a measurable share of the whole (#7).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import re
@@ -22,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.api.deadlines import Deadlines
 from app.api.problems import PROBLEM_JSON, http_problem
 
 log = logging.getLogger("grouped_users.requests")
@@ -59,6 +59,7 @@ class EdgeMiddleware:
         # With auth required every API answer was given to a credential.
         self.authenticated = authenticated
         self.timeout_seconds = timeout_seconds
+        self._deadlines = Deadlines(timeout_seconds)
         # Metric children by label values: labels() takes a lock and builds
         # a key on every call; the label sets are few (routes x methods).
         self._counters: dict[tuple[str, str, int], Any] = {}
@@ -101,13 +102,11 @@ class EdgeMiddleware:
 
         metrics.IN_FLIGHT.inc()
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                await self.app(scope, receive, send_at_edge)
-        except TimeoutError:
-            if responded:
-                raise
-            # Its transaction was rolled back when the task was cancelled.
-            await self._timed_out(scope, receive, send_at_edge)
+            if await self._deadlines.run(self.app(scope, receive, send_at_edge)):
+                if responded:
+                    raise TimeoutError("the request ran out of time while answering")
+                # Its transaction was rolled back when the task was cancelled.
+                await self._timed_out(scope, receive, send_at_edge)
         finally:
             metrics.IN_FLIGHT.dec()
             self._observe(scope, status, time.perf_counter() - started, request_id)
