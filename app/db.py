@@ -35,7 +35,7 @@ class Database:
     shared_statement_session: AsyncSession | None = None
 
     def statement_reader(self) -> AsyncSession:
-        """A session for a use case that reads with one statement (repository.one_statement).
+        """A session for a use case that reads with one statement (repository.common.SingleRead).
 
         On the fast reader such a read never begins the session's transaction
         (the session only carries the reader, in Session.info), so one session

@@ -3,49 +3,56 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, func, literal, select
+from sqlalchemy import ColumnElement, Select, any_, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql import Executable
 from sqlalchemy.sql.type_api import TypeEngine
 
-from app.fastread import FAST_READER, FastReader
+from app.fastread import FAST_READER, FastReader, compile_sqlite
 
 # Statements here are bulk SQL: no ORM objects are loaded that the ORM would
 # have to bring in line (it would otherwise fetch every deleted row back).
 NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 
 
-def one_statement(session: AsyncSession) -> AbstractAsyncContextManager[object]:
-    """The transaction around a read of a single statement.
+def _one_statement(session: AsyncSession) -> AbstractAsyncContextManager[object]:
+    """The transaction around a read of a single statement, which is atomic by itself.
 
-    A single statement is atomic by itself. The fast reader (app.fastread)
-    runs it in SQLite's autocommit mode; on PostgreSQL the session's
-    connection is put in autocommit for it, which saves the BEGIN and
-    COMMIT round trips (two of three) of a point lookup (#7).
+    On PostgreSQL the session's connection is put in autocommit for it,
+    which saves the BEGIN and COMMIT round trips (two of three) of a point
+    lookup (#7).
     """
-    if session.info.get(FAST_READER) is not None:
-        return nullcontext()
     if dialect(session) == "postgresql":
         return _autocommit(session)
     return session.begin()
 
 
-async def statement_rows(
-    session: AsyncSession, statement: Executable, sqlite_sql: str, parameters: dict[str, Any]
-) -> Sequence[Any]:
-    """The rows of a single-statement read: on the fast reader (as `sqlite_sql`, the
-    statement compiled once), else through the session."""
-    fast: FastReader | None = session.info.get(FAST_READER)
-    if fast is not None:
-        return fast.rows(sqlite_sql, parameters)
-    return (await session.execute(statement, parameters)).all()
+class SingleRead:
+    """A read of one statement, compiled once for each dialect.
+
+    On the fast reader (app.fastread) it runs as SQLite SQL in autocommit
+    mode, with no session transaction at all; elsewhere in a transaction of
+    its own (_one_statement). The use case needs no `session.begin()` for
+    it: a single statement is atomic by itself, and on the hot path every
+    context manager and call counts (#7).
+    """
+
+    def __init__(self, build: Callable[[str], Select[*tuple[Any, ...]]]) -> None:
+        self._statements = {name: build(name) for name in ("postgresql", "sqlite")}
+        self._sqlite_sql = compile_sqlite(self._statements["sqlite"])
+
+    async def rows(self, session: AsyncSession, parameters: dict[str, Any]) -> Sequence[Any]:
+        fast: FastReader | None = session.info.get(FAST_READER)
+        if fast is not None:
+            return fast.rows(self._sqlite_sql, parameters)
+        async with _one_statement(session):
+            return (await session.execute(self._statements[dialect(session)], parameters)).all()
 
 
 @asynccontextmanager

@@ -21,9 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.fastread import compile_sqlite
 from app.models import Group, Membership, User
-from app.repository.common import NO_SYNC, GroupRow, dialect, in_list, statement_rows
+from app.repository.common import NO_SYNC, GroupRow, SingleRead, dialect, in_list
 
 _COLUMNS = (Group.id, Group.name, Group.version)
 
@@ -56,14 +55,12 @@ def _with_members(dialect_name: str) -> Select[Any]:
     return select(*_COLUMNS, members).where(Group.name == bindparam("name"))
 
 
-_WITH_MEMBERS = {name: _with_members(name) for name in ("postgresql", "sqlite")}
-_WITH_MEMBERS_SQLITE = compile_sqlite(_WITH_MEMBERS["sqlite"])
+_WITH_MEMBERS = SingleRead(_with_members)
 
 
 async def get_with_members(session: AsyncSession, *, name: str) -> tuple[GroupRow, str] | None:
     """The group and the JSON array of its members' sorted userids, in one statement."""
-    statement = _WITH_MEMBERS[dialect(session)]
-    rows = await statement_rows(session, statement, _WITH_MEMBERS_SQLITE, {"name": name})
+    rows = await _WITH_MEMBERS.rows(session, {"name": name})
     if not rows:
         return None
     row = rows[0]

@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.fastread import FAST_READER, FastReader, compile_sqlite
 from app.models import Token
-from app.repository.common import NO_SYNC
+from app.repository.common import NO_SYNC, SingleRead
 
 
 @dataclass(frozen=True)
@@ -37,19 +36,14 @@ _COLUMNS = (
 )
 
 
-_BY_DIGEST = select(*_COLUMNS).where(Token.digest == bindparam("digest"))
-_BY_DIGEST_SQLITE = compile_sqlite(_BY_DIGEST)
+_BY_DIGEST = SingleRead(lambda _: select(*_COLUMNS).where(Token.digest == bindparam("digest")))
 
 
 async def by_digest(session: AsyncSession, *, digest: str) -> TokenRow | None:
     """The token with this digest: every authenticated request asks, so SQLite
     answers it on the fast path (app.fastread)."""
-    fast: FastReader | None = session.info.get(FAST_READER)
-    if fast is not None:
-        rows = fast.rows(_BY_DIGEST_SQLITE, {"digest": digest})
-        return TokenRow(*_sqlite_times(rows[0])) if rows else None
-    row = (await session.execute(_BY_DIGEST, {"digest": digest})).one_or_none()
-    return None if row is None else TokenRow(*row)
+    rows = await _BY_DIGEST.rows(session, {"digest": digest})
+    return TokenRow(*_sqlite_times(rows[0])) if rows else None
 
 
 def _sqlite_times(row: Sequence[Any]) -> list[Any]:

@@ -24,9 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.fastread import compile_sqlite
 from app.models import Group, Membership, User
-from app.repository.common import NO_SYNC, UserRow, dialect, in_list, statement_rows
+from app.repository.common import NO_SYNC, SingleRead, UserRow, dialect, in_list
 
 _COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version)
 
@@ -77,14 +76,12 @@ def _record(dialect_name: str) -> Select[int, int, str]:
     )
 
 
-_RECORD = {name: _record(name) for name in ("postgresql", "sqlite")}
-_RECORD_SQLITE = compile_sqlite(_RECORD["sqlite"])
+_RECORD = SingleRead(_record)
 
 
 async def get_record(session: AsyncSession, *, userid: str) -> tuple[int, int, str] | None:
     """(id, version, the record as JSON text) of the user, in one statement."""
-    statement = _RECORD[dialect(session)]
-    rows = await statement_rows(session, statement, _RECORD_SQLITE, {"userid": userid})
+    rows = await _RECORD.rows(session, {"userid": userid})
     if not rows:
         return None
     user_id, version, record = rows[0]

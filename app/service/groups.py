@@ -14,7 +14,6 @@ from app.preconditions import IfMatch, etag
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
-from app.repository.common import one_statement
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, retried
 
@@ -24,8 +23,7 @@ async def get_members(session: AsyncSession, *, name: str) -> Tagged[str]:
     """The group's members' sorted userids, as the JSON array the answer carries."""
     if not is_valid_name(name):
         raise GroupNotFound(name)
-    async with one_statement(session):
-        found = await group_repo.get_with_members(session, name=name)
+    found = await group_repo.get_with_members(session, name=name)
     if found is None:
         raise GroupNotFound(name)
     group, members = found

@@ -12,7 +12,6 @@ from app.auth import Actor, Role, digest, new_secret, same_digest
 from app.errors import InvalidToken, TokenExists, TokenNotFound, Unauthenticated
 from app.names import is_valid_name
 from app.repository import tokens as token_repo
-from app.repository.common import one_statement
 from app.repository.tokens import TokenRow
 from app.service.audit import as_utc, now, record
 from app.service.common import retried
@@ -131,8 +130,7 @@ async def authenticate(
     Reads only: a revoked token is gone, an expired one is past its time.
     """
     presented = digest(secret)
-    async with one_statement(session):
-        row = await token_repo.by_digest(session, digest=presented)
+    row = await token_repo.by_digest(session, digest=presented)
     moment = now()
     if row is None or not same_digest(row.digest, presented):
         raise Unauthenticated()

@@ -14,7 +14,6 @@ from app.preconditions import IfMatch, etag
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
-from app.repository.common import one_statement
 from app.schemas import UserRecord, UserRecordIn
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, group_ids, retried
@@ -31,8 +30,7 @@ async def get_user(session: AsyncSession, *, userid: str) -> Tagged[str]:
     # A name that breaks the rule cannot exist: no need to ask the database.
     if not is_valid_name(userid):
         raise UserNotFound(userid)
-    async with one_statement(session):
-        found = await user_repo.get_record(session, userid=userid)
+    found = await user_repo.get_record(session, userid=userid)
     if found is None:
         raise UserNotFound(userid)
     user_id, version, record = found
