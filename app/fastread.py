@@ -24,6 +24,7 @@ from sqlalchemy.sql.expression import ClauseElement
 FAST_READER = "grouped_users_fast_reader"
 
 _DIALECT = sqlite.dialect(paramstyle="named")
+CACHE_KIB = 8192
 
 
 def compile_sqlite(statement: ClauseElement) -> str:
@@ -48,6 +49,10 @@ class FastReader:
             check_same_thread=False,
         )
         connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        # 8 MiB of page cache instead of SQLite's 2 MiB: fewer pages read
+        # from the OS per lookup (100,000 users: ~3 us of ~90 us, #7), at a
+        # cost in memory kept well under the 150 MB per worker of the target.
+        connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         connection.execute("PRAGMA query_only = ON")
         return connection
 

@@ -24,7 +24,8 @@ bearer = HTTPBearer(auto_error=False, description="An API token: `grouped-users 
 
 async def authenticate(request: Request) -> Actor:
     """The actor of the request: from its bearer token, or anonymous with auth disabled."""
-    request_id = getattr(request.state, "request_id", None)
+    # The state dict itself, which request.state wraps (EdgeMiddleware put the id there).
+    request_id = request.scope.get("state", {}).get("request_id")
     if request.app.state.settings.auth == "disabled":
         return Actor(ANONYMOUS, Role.admin, request_id)
     credentials = await bearer(request)
@@ -68,7 +69,8 @@ class GuardedRoute(APIRoute):
             actor = await authenticate(request)
             if actor.role < role:
                 raise Forbidden(role.name)
-            request.state.actor = actor
+            # As request.state.actor, without making a State per request.
+            request.scope.setdefault("state", {})["actor"] = actor
             if has_body:
                 request = await checked_json(request)
             return await handler(request)

@@ -60,7 +60,7 @@ def _edge_headers(
     """
     replaced = (b"x-content-type-options", b"cache-control") if no_store else _NOSNIFF[:1]
     edged = [(name, value) for name, value in headers if name not in replaced]
-    if not any(name == b"x-request-id" for name, _ in edged):
+    if b"x-request-id" not in {name for name, _ in edged}:
         edged.append((b"x-request-id", request_id.encode("latin-1")))
     edged.append(_NOSNIFF)
     if no_store:
