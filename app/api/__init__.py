@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import __version__
+from app import __version__, metrics
 from app.api import admin, groups, meta, ops, ui, users, whoami
 from app.api.docs import install_openapi
 from app.api.middleware import EdgeMiddleware
@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
+            # What the last second of requests added, before the worker ends.
+            metrics.TALLY.flush()
             await app.state.database.dispose()
 
     app = FastAPI(

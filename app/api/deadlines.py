@@ -11,15 +11,17 @@ abandoned between `seconds` and `seconds + resolution` after it began.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 Task = asyncio.Task[Any]
 
 
 class Deadlines:
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, on_sweep: Callable[[], None] | None = None) -> None:
         self.seconds = seconds
+        # Called at every sweep, the last one after the last request ended.
+        self._on_sweep = on_sweep
         self.resolution = min(1.0, seconds / 4)
         self._started: dict[Task, float] = {}
         self._expired: set[Task] = set()
@@ -71,6 +73,8 @@ class Deadlines:
             if now - started >= self.seconds and task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
+        if self._on_sweep is not None:
+            self._on_sweep()
         if self._started and not loop.is_closed():
             loop.call_later(self.resolution, self._sweep, loop)
         else:

@@ -82,10 +82,11 @@ class EdgeMiddleware:
         # With auth required every API answer was given to a credential.
         self.authenticated = authenticated
         self.timeout_seconds = timeout_seconds
-        self._deadlines = Deadlines(timeout_seconds)
-        # Metric children by label values: labels() takes a lock and builds
+        # Its sweep, about once a second while requests are in flight, also
+        # brings the metrics up to date (metrics.Tally).
+        self._deadlines = Deadlines(timeout_seconds, on_sweep=metrics.TALLY.flush)
+        # Histogram children by label values: labels() takes a lock and builds
         # a key on every call; the label sets are few (routes x methods).
-        self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
         self._request_ids = RequestIds()
 
@@ -118,7 +119,8 @@ class EdgeMiddleware:
                 message["headers"] = _edge_headers(message.get("headers", ()), request_id, no_store)
             await send(message)
 
-        metrics.IN_FLIGHT.inc()
+        tally = metrics.TALLY
+        tally.in_flight += 1
         try:
             if await self._deadlines.run(self.app(scope, receive, send_at_edge)):
                 if responded:
@@ -126,7 +128,7 @@ class EdgeMiddleware:
                 # Its transaction was rolled back when the task was cancelled.
                 await self._timed_out(scope, receive, send_at_edge)
         finally:
-            metrics.IN_FLIGHT.dec()
+            tally.in_flight -= 1
             self._observe(scope, status, time.perf_counter() - started, request_id)
 
     async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,11 +145,9 @@ class EdgeMiddleware:
 
     def _observe(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
         method, route = scope["method"], route_template(scope)
-        counter = self._counters.get((method, route, status))
-        if counter is None:
-            counter = metrics.REQUESTS.labels(method, route, str(status))
-            self._counters[(method, route, status)] = counter
-        counter.inc()
+        answered = metrics.TALLY.answered
+        key = (method, route, status)
+        answered[key] = answered.get(key, 0) + 1
         histogram = self._histograms.get((method, route))
         if histogram is None:
             histogram = metrics.LATENCY.labels(method, route)

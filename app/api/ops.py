@@ -71,4 +71,5 @@ async def prometheus_metrics(request: Request) -> Response:
     if callable(checked_out) and callable(size):
         metrics.POOL_CHECKED_OUT.set(checked_out())
         metrics.POOL_SIZE.set(size())
+    metrics.TALLY.flush()
     return Response(metrics.exposition(), media_type=metrics.MEDIA_TYPE)

@@ -54,3 +54,16 @@ async def test_the_sweep_stops_when_nothing_is_in_flight_and_starts_again() -> N
     await asyncio.sleep(deadlines.resolution * 2)
     assert deadlines._sweeping is None
     assert await _timed(deadlines, 1.0) == "timed out"
+
+
+async def test_each_sweep_calls_its_hook_the_last_one_after_the_last_request() -> None:
+    in_flight: list[int] = []
+    deadlines = Deadlines(0.2, on_sweep=lambda: in_flight.append(len(deadlines._started)))
+    assert await _timed(deadlines, 0.12) == "done"
+    await asyncio.sleep(deadlines.resolution * 2)
+    # Sweeps while it ran, and one more once it had ended; then none.
+    assert in_flight[-1] == 0
+    assert set(in_flight[:-1]) == {1}
+    swept = len(in_flight)
+    await asyncio.sleep(deadlines.resolution * 2)
+    assert len(in_flight) == swept
