@@ -72,30 +72,6 @@ TAGGED = {"headers": ETAG_HEADER}
 
 
 @router.get(
-    "",
-    response_model=UserPage,
-    responses=problem_responses(
-        InvalidCursor(),
-        InvalidSearch(),
-        validation_example("invalid_query", "limit", "Input should be less than or equal to 1000"),
-    ),
-)
-async def list_users(
-    session: ReaderSession,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
-    group: Annotated[str | None, Query(description="Only members of this group.")] = None,
-    q: Annotated[
-        str | None,
-        Query(max_length=256, description="Case-insensitive part of userid, first or last name."),
-    ] = None,
-) -> UserPage:
-    """List users sorted by userid, a page at a time, optionally filtered."""
-    page = await listing.list_users(session, limit=limit, cursor=cursor, group=group, q=q)
-    return UserPage(items=page.items, next_cursor=page.next_cursor)
-
-
-@router.get(
     "/{userid}",
     response_model=UserRecord,
     responses={
@@ -228,3 +204,28 @@ async def delete_user(
     """Delete a user record and all its memberships."""
     await service.delete_user(session, actor=actor, userid=userid, if_match=if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Last: routes are matched in order, and GET /users/{userid} is the hot one (#7).
+@router.get(
+    "",
+    response_model=UserPage,
+    responses=problem_responses(
+        InvalidCursor(),
+        InvalidSearch(),
+        validation_example("invalid_query", "limit", "Input should be less than or equal to 1000"),
+    ),
+)
+async def list_users(
+    session: ReaderSession,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+    group: Annotated[str | None, Query(description="Only members of this group.")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=256, description="Case-insensitive part of userid, first or last name."),
+    ] = None,
+) -> UserPage:
+    """List users sorted by userid, a page at a time, optionally filtered."""
+    page = await listing.list_users(session, limit=limit, cursor=cursor, group=group, q=q)
+    return UserPage(items=page.items, next_cursor=page.next_cursor)

@@ -6,8 +6,7 @@ import asyncio
 import functools
 import random
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,9 +24,12 @@ _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 ATTEMPTS = 5
 
 
-@dataclass(frozen=True)
-class Tagged(Generic[T]):
-    """A result and the entity tag of the resource it shows."""
+class Tagged(NamedTuple, Generic[T]):
+    """A result and the entity tag of the resource it shows.
+
+    A named tuple: made on every read, and a frozen dataclass's __init__
+    costs several times a tuple's (#7).
+    """
 
     value: T
     etag: str
