@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,8 +48,29 @@ WriterSession = Annotated[AsyncSession, Depends(writer_session)]
 
 # Path names are not constrained here: a lookup of a name that breaks the
 # rule is a 404 and a creation a 422 with the rule, which the service decides.
-UseridPath = Annotated[str, Path(description="The user's id.", examples=["jsmith"])]
-GroupPath = Annotated[str, Path(description="The group's name.", examples=["admins"])]
+_USERID = ("userid", "The user's id.", "jsmith")
+_GROUP = ("name", "The group's name.", "admins")
+UseridPath = Annotated[str, Path(description=_USERID[1], examples=[_USERID[2]])]
+GroupPath = Annotated[str, Path(description=_GROUP[1], examples=[_GROUP[2]])]
+
+
+def _path_parameter(name: str, description: str, example: str) -> dict[str, Any]:
+    """A string path parameter in OpenAPI, as FastAPI declares one (tests compare)."""
+    schema = {"type": "string", "description": description, "examples": [example]}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema | {"title": name.title()},
+        "description": description,
+    }
+
+
+# The hot GETs read their path parameter from request.path_params and declare
+# it with these (openapi_extra): FastAPI's parameter machinery, even for one
+# plain string, was ~6 % of a lookup (callgrind, #7). Same documentation.
+USERID_PARAMETER = _path_parameter(*_USERID)
+GROUP_PARAMETER = _path_parameter(*_GROUP)
 
 
 async def _list_limit(request: Request) -> int:

@@ -10,13 +10,14 @@ from pydantic import JsonValue, WithJsonSchema
 from app.api.auth import CurrentActor, GuardedRoute
 from app.api.conditions import (
     ETAG_HEADER,
-    IF_NONE_MATCH,
     IfMatchHeader,
+    conditional_read,
     if_none_match,
     not_modified,
     tagged_json,
 )
 from app.api.deps import (
+    GROUP_PARAMETER,
     GroupPath,
     ListLimit,
     ReaderSession,
@@ -97,10 +98,11 @@ async def list_groups(
         304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
         **problem_responses(NOT_FOUND, GroupHasNoMembers("admins")),
     },
-    openapi_extra=IF_NONE_MATCH,
+    openapi_extra=conditional_read(GROUP_PARAMETER),
 )
-async def get_group(name: GroupPath, request: Request) -> Response:
+async def get_group(request: Request) -> Response:
     """List the group's members, sorted; a group with no members answers 404."""
+    name: str = request.path_params["name"]
     found = await service.get_members(statement_reader(request), name=name)
     return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
 

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from app.api.auth import CurrentActor, GuardedRoute
 from app.api.conditions import (
     ETAG_HEADER,
-    IF_NONE_MATCH,
     IfMatchHeader,
+    conditional_read,
     if_none_match,
     not_modified,
     tagged_json,
 )
 from app.api.deps import (
+    USERID_PARAMETER,
     ListLimit,
     ReaderSession,
     UseridPath,
@@ -79,10 +80,11 @@ TAGGED = {"headers": ETAG_HEADER}
         304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
         **problem_responses(NOT_FOUND),
     },
-    openapi_extra=IF_NONE_MATCH,
+    openapi_extra=conditional_read(USERID_PARAMETER),
 )
-async def get_user(userid: UseridPath, request: Request) -> Response:
+async def get_user(request: Request) -> Response:
     """Fetch a user record; its groups are sorted."""
+    userid: str = request.path_params["userid"]
     found = await service.get_user(statement_reader(request), userid=userid)
     return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.api import create_app
+from app.api.deps import GROUP_PARAMETER, USERID_PARAMETER, GroupPath, UseridPath
 from app.settings import Settings
 from tests.helpers import PROBLEM_JSON
 
@@ -226,3 +227,33 @@ async def test_docs_is_swagger_ui(docs_client: httpx.AsyncClient) -> None:
     assert response.headers["content-type"].startswith("text/html")
     assert "swagger-ui" in response.text
     assert "/openapi.json" in response.text
+
+
+def _as_fastapi_declares() -> dict[str, Any]:
+    """The path parameters FastAPI itself makes of UseridPath and GroupPath."""
+    probe = FastAPI()
+
+    @probe.get("/users/{userid}")
+    async def user(userid: UseridPath) -> None:
+        return None
+
+    @probe.get("/groups/{name}")
+    async def group(name: GroupPath) -> None:
+        return None
+
+    paths = probe.openapi()["paths"]
+    return {path: paths[path]["get"]["parameters"] for path in paths}
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [("/users/{userid}", USERID_PARAMETER), ("/groups/{name}", GROUP_PARAMETER)],
+)
+async def test_hot_gets_document_their_path_parameter_as_fastapi_would(
+    schema: dict[str, Any], path: str, parameter: dict[str, Any]
+) -> None:
+    # The hot GETs read it from request.path_params and declare it by hand (#7).
+    assert _as_fastapi_declares()[path] == [parameter]
+    documented = schema["paths"][path]["get"]["parameters"]
+    assert documented[0] == parameter
+    assert [p["name"] for p in documented] == [parameter["name"], "If-None-Match"]
