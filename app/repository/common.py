@@ -8,13 +8,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, any_, func, literal, select
+from sqlalchemy import ColumnElement, Select, any_, func, literal, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.type_api import TypeEngine
 
 from app.fastread import FAST_READER, FastReader, compile_sqlite
+from app.models import Membership
 
 # Statements here are bulk SQL: no ORM objects are loaded that the ORM would
 # have to bring in line (it would otherwise fetch every deleted row back).
@@ -60,6 +62,41 @@ async def _autocommit(session: AsyncSession) -> AsyncIterator[None]:
     async with session.begin():
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield
+
+
+def sorted_json_array(
+    dialect_name: str,
+    value: InstrumentedAttribute[str],
+    on: ColumnElement[bool],
+    where: ColumnElement[bool],
+    outer: Any,
+) -> ColumnElement[Any]:
+    """`value` of every membership of the outer query's row, as a sorted JSON array.
+
+    `value` is a column of the table memberships join to (`on`); `where`
+    ties the memberships to the row of `outer`. The database builds the
+    array itself (a group may have 100,000 members): no row, tuple or
+    string is made per member here (#7). It is [] when there are none.
+    PostgreSQL orders inside the aggregate; SQLite (without aggregate
+    ORDER BY before 3.44) aggregates an ordered subquery, in that order.
+    """
+    if dialect_name == "postgresql":
+        aggregated = (
+            select(func.json_agg(aggregate_order_by(value, value)))
+            .join_from(Membership, value.class_, on)
+            .where(where)
+            .scalar_subquery()
+        )
+        return func.coalesce(aggregated, literal_column("'[]'::json"))
+    ordered = (
+        select(value.label("value"))
+        .join(Membership, on)
+        .where(where)
+        .order_by(value)
+        .correlate(outer)
+        .subquery()
+    )
+    return select(func.json_group_array(ordered.c.value)).scalar_subquery()
 
 
 @dataclass(frozen=True)

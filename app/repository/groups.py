@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,41 +17,31 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
-from app.repository.common import NO_SYNC, GroupRow, SingleRead, dialect, in_list
+from app.repository.common import (
+    NO_SYNC,
+    GroupRow,
+    SingleRead,
+    dialect,
+    in_list,
+    sorted_json_array,
+)
 
 _COLUMNS = (Group.id, Group.name, Group.version)
 
 
-def _with_members(dialect_name: str) -> Select[Any]:
-    """The group and its members' userids as one JSON array text, sorted, built in SQL.
-
-    A group may have 100,000 members: the database aggregates them into the
-    answer's JSON itself, so no row, tuple or string is made per member here
-    (#7). PostgreSQL orders inside the aggregate; SQLite (without aggregate
-    ORDER BY before 3.44) aggregates an ordered subquery, in that order.
-    """
-    if dialect_name == "postgresql":
-        members = (
-            select(cast(func.json_agg(aggregate_order_by(User.userid, User.userid)), Text))
-            .join_from(Membership, User, Membership.user_id == User.id)
-            .where(Membership.group_id == Group.id)
-            .scalar_subquery()
-        )
-    else:
-        ordered = (
-            select(User.userid)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.group_id == Group.id)
-            .order_by(User.userid)
-            .correlate(Group)
-            .subquery()
-        )
-        members = select(func.json_group_array(ordered.c.userid)).scalar_subquery()
-    return select(*_COLUMNS, members).where(Group.name == bindparam("name"))
+def _with_members(dialect_name: str) -> Select[int, str, int, str]:
+    """The group and its members' userids as one sorted JSON array text, built in SQL."""
+    members = sorted_json_array(
+        dialect_name,
+        User.userid,
+        on=Membership.user_id == User.id,
+        where=Membership.group_id == Group.id,
+        outer=Group,
+    )
+    return select(*_COLUMNS, cast(members, Text)).where(Group.name == bindparam("name"))
 
 
 _WITH_MEMBERS = SingleRead(_with_members)
@@ -64,8 +53,7 @@ async def get_with_members(session: AsyncSession, *, name: str) -> tuple[GroupRo
     if not rows:
         return None
     row = rows[0]
-    # json_agg of no rows is NULL; json_group_array's is "[]".
-    return GroupRow(*row[:3]), row[3] or "[]"
+    return GroupRow(*row[:3]), row[3]
 
 
 async def find(session: AsyncSession, *, name: str) -> GroupRow | None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Select,
     String,
     Text,
@@ -21,11 +19,17 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
-from app.repository.common import NO_SYNC, SingleRead, UserRow, dialect, in_list
+from app.repository.common import (
+    NO_SYNC,
+    SingleRead,
+    UserRow,
+    dialect,
+    in_list,
+    sorted_json_array,
+)
 
 _COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version)
 
@@ -41,30 +45,17 @@ def _record(dialect_name: str) -> Select[int, int, str]:
     of text instead of a row per group, a model and an encoder here (#7).
     The keys are those of app.schemas.UserRecord, in its order.
     """
-    groups: ColumnElement[Any]
-    if dialect_name == "postgresql":
-        aggregated = (
-            select(func.json_agg(aggregate_order_by(Group.name, Group.name)))
-            .join_from(Membership, Group, Membership.group_id == Group.id)
-            .where(Membership.user_id == User.id)
-            .scalar_subquery()
-        )
-        # json_agg of no rows is NULL.
-        groups = func.coalesce(aggregated, literal_column("'[]'::json"))
-        build = func.json_build_object
-    else:
-        # SQLite has no aggregate ORDER BY before 3.44: an ordered subquery.
-        ordered = (
-            select(Group.name)
-            .join(Membership, Membership.group_id == Group.id)
-            .where(Membership.user_id == User.id)
-            .order_by(Group.name)
-            .correlate(User)
-            .subquery()
-        )
+    groups = sorted_json_array(
+        dialect_name,
+        Group.name,
+        on=Membership.group_id == Group.id,
+        where=Membership.user_id == User.id,
+        outer=User,
+    )
+    build = func.json_build_object
+    if dialect_name != "postgresql":
         # json() marks the array as JSON for json_object, also across the subquery.
-        groups = func.json(select(func.json_group_array(ordered.c.name)).scalar_subquery())
-        build = func.json_object
+        groups, build = func.json(groups), func.json_object
     record = build(
         literal_column("'first_name'"), User.first_name,
         literal_column("'last_name'"), User.last_name,
