@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -71,6 +72,16 @@ def not_modified(if_none_match: str | None, etag: str) -> Response | None:
     if if_none_match.strip() == "*" or etag in {tag for _, tag in _tags(if_none_match)}:
         return Response(status_code=304, headers={"ETag": etag})
     return None
+
+
+def json_page(items: list[str], next_cursor: str | None) -> Response:
+    """A page (UserPage's shape) whose items are JSON texts built by the database.
+
+    The route still declares its response_model (for OpenAPI); the items are
+    joined as they are, not parsed into models and encoded again (#7).
+    """
+    body = f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
+    return Response(body, media_type="application/json")
 
 
 def tagged_json(value: BaseModel | str, etag: str) -> Response:

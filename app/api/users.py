@@ -12,6 +12,7 @@ from app.api.conditions import (
     IfMatchHeader,
     conditional_read,
     if_none_match,
+    json_page,
     not_modified,
     tagged_json,
 )
@@ -227,7 +228,7 @@ async def list_users(
         str | None,
         Query(max_length=256, description="Case-insensitive part of userid, first or last name."),
     ] = None,
-) -> UserPage:
+) -> Response:
     """List users sorted by userid, a page at a time, optionally filtered."""
     page = await listing.list_users(session, limit=limit, cursor=cursor, group=group, q=q)
-    return UserPage(items=page.items, next_cursor=page.next_cursor)
+    return json_page(page.items, page.next_cursor)

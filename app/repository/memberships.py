@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import BigInteger, Select, delete, literal, select
@@ -20,24 +19,6 @@ async def group_ids_of(session: AsyncSession, *, user_id: int) -> set[int]:
 async def user_ids_of(session: AsyncSession, *, group_id: int) -> set[int]:
     rows = await session.scalars(select(Membership.user_id).where(Membership.group_id == group_id))
     return set(rows)
-
-
-async def group_names_by_user(
-    session: AsyncSession, *, user_ids: Sequence[int]
-) -> dict[int, list[str]]:
-    """Each user's sorted group names, for a page of users, in one statement."""
-    if not user_ids:
-        return {}
-    rows = await session.execute(
-        select(Membership.user_id, Group.name)
-        .join(Group, Group.id == Membership.group_id)
-        .where(in_list(session, Membership.user_id, user_ids, BigInteger()))
-        .order_by(Membership.user_id, Group.name)
-    )
-    names: dict[int, list[str]] = defaultdict(list)
-    for user_id, name in rows:
-        names[user_id].append(name)
-    return names
 
 
 async def add_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:

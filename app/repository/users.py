@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
+from itertools import product
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
+    Integer,
     Select,
     String,
     Text,
@@ -38,10 +43,10 @@ def search_names(first_name: str, last_name: str) -> str:
     return f"{first_name.casefold()}\n{last_name.casefold()}"
 
 
-def _record(dialect_name: str) -> Select[int, int, str]:
-    """The user's id, version and record as JSON text, its groups sorted, built in SQL.
+def _record_json(dialect_name: str) -> ColumnElement[str]:
+    """The user's record as JSON text, its groups sorted, built in SQL.
 
-    The answer of the hottest read is made by the database itself: one row
+    The answer of the hottest reads is made by the database itself: one row
     of text instead of a row per group, a model and an encoder here (#7).
     The keys are those of app.schemas.UserRecord, in its order.
     """
@@ -62,7 +67,12 @@ def _record(dialect_name: str) -> Select[int, int, str]:
         literal_column("'userid'"), User.userid,
         literal_column("'groups'"), groups,
     )  # fmt: skip
-    return select(User.id, User.version, cast(record, Text)).where(
+    return cast(record, Text)
+
+
+def _record(dialect_name: str) -> Select[int, int, str]:
+    """The user's id, version and record (JSON text)."""
+    return select(User.id, User.version, _record_json(dialect_name)).where(
         User.userid == bindparam("userid")
     )
 
@@ -197,6 +207,40 @@ async def find_many(session: AsyncSession, *, userids: Sequence[str]) -> dict[st
     return dict(rows.all())
 
 
+def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Select[str, str]:
+    """(userid, record JSON) of up to :limit users in userid order (keyset), one statement."""
+    query = (
+        select(User.userid, _record_json(dialect_name))
+        .order_by(User.userid)
+        .limit(bindparam("limit", type_=Integer))
+        # Named, as SQLite's compiler writes an OFFSET always (compiled once, app.fastread).
+        .offset(bindparam("offset", type_=Integer))
+    )
+    if after:
+        query = query.where(User.userid > bindparam("after"))
+    if group:
+        query = query.join(Membership, Membership.user_id == User.id).where(
+            Membership.group_id
+            == select(Group.id).where(Group.name == bindparam("group")).scalar_subquery()
+        )
+    if search:
+        pattern = bindparam("pattern", type_=String())
+        query = query.where(
+            or_(
+                User.userid.like(pattern, escape="\\"),
+                User.search_names.like(pattern, escape="\\"),
+            )
+        )
+    return query
+
+
+# One statement, compiled once, for each combination of the filters.
+_PAGES = {
+    flags: SingleRead(partial(_page, after=flags[0], group=flags[1], search=flags[2]))
+    for flags in product((False, True), repeat=3)
+}
+
+
 async def page(
     session: AsyncSession,
     *,
@@ -204,24 +248,17 @@ async def page(
     limit: int,
     group: str | None = None,
     search: str | None = None,
-) -> list[UserRow]:
-    """Up to `limit` users after the userid `after`, in userid order (keyset)."""
-    query = select(*_COLUMNS).order_by(User.userid).limit(limit)
+) -> list[tuple[str, str]]:
+    """(userid, record JSON) of up to `limit` users after the userid `after`, in userid order."""
+    parameters: dict[str, Any] = {"limit": limit, "offset": 0}
     if after is not None:
-        query = query.where(User.userid > after)
+        parameters["after"] = after
     if group is not None:
-        query = query.join(Membership, Membership.user_id == User.id).where(
-            Membership.group_id == select(Group.id).where(Group.name == group).scalar_subquery()
-        )
+        parameters["group"] = group
     if search:
-        pattern = "%" + _escape_like(search.casefold()) + "%"
-        query = query.where(
-            or_(
-                User.userid.like(pattern, escape="\\"),
-                User.search_names.like(pattern, escape="\\"),
-            )
-        )
-    return [UserRow(*row) for row in await session.execute(query)]
+        parameters["pattern"] = "%" + _escape_like(search.casefold()) + "%"
+    statement = _PAGES[(after is not None, group is not None, bool(search))]
+    return [(userid, record) for userid, record in await statement.rows(session, parameters)]
 
 
 def _escape_like(text: str) -> str:

@@ -11,9 +11,8 @@ from app import cursors
 from app.errors import InvalidSearch
 from app.names import is_valid_name, is_valid_person_name
 from app.repository import groups as group_repo
-from app.repository import memberships
 from app.repository import users as user_repo
-from app.schemas import GroupSummary, UserRecord
+from app.schemas import GroupSummary
 from app.service.common import retried
 
 T = TypeVar("T")
@@ -33,29 +32,22 @@ async def list_users(
     cursor: str | None = None,
     group: str | None = None,
     q: str | None = None,
-) -> Page[UserRecord]:
+) -> Page[str]:
+    """A page of user records, each the JSON text the answer carries (groups sorted)."""
     after = cursors.decode("users", cursor)
     if q and not is_valid_person_name(q):
         raise InvalidSearch()
     if group is not None and not is_valid_name(group):
         # No group can have that name, so no user is in it.
         return Page([], None)
-    async with session.begin():
-        # One row more than asked tells whether there is a next page.
-        rows = await user_repo.page(session, after=after, limit=limit + 1, group=group, search=q)
-        shown = rows[:limit]
-        groups = await memberships.group_names_by_user(session, user_ids=[u.id for u in shown])
-    items = [
-        UserRecord(
-            first_name=u.first_name,
-            last_name=u.last_name,
-            userid=u.userid,
-            groups=groups.get(u.id, []),
-        )
-        for u in shown
-    ]
+    # One statement (records built by the database): atomic by itself.
+    # One row more than asked tells whether there is a next page.
+    rows = await user_repo.page(session, after=after, limit=limit + 1, group=group, search=q)
+    shown = rows[:limit]
     more = len(rows) > limit
-    return Page(items, cursors.encode("users", shown[-1].userid) if more else None)
+    return Page(
+        [record for _, record in shown], cursors.encode("users", shown[-1][0]) if more else None
+    )
 
 
 @retried
