@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 from itertools import product
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
@@ -37,6 +38,9 @@ from app.repository.common import (
 )
 
 _COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version)
+
+
+Row = TypeVarTuple("Row")
 
 
 def search_names(first_name: str, last_name: str) -> str:
@@ -207,15 +211,14 @@ async def find_many(session: AsyncSession, *, userids: Sequence[str]) -> dict[st
     return dict(rows.all())
 
 
-def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Select[str, str]:
-    """(userid, record JSON) of up to :limit users in userid order (keyset), one statement."""
-    query = (
-        select(User.userid, _record_json(dialect_name))
-        .order_by(User.userid)
-        .limit(bindparam("limit", type_=Integer))
-        # Named, as SQLite's compiler writes an OFFSET always (compiled once, app.fastread).
-        .offset(bindparam("offset", type_=Integer))
-    )
+def _filtered(
+    query: Select[*Row], *, literal: bool, after: bool, group: bool, search: bool
+) -> Select[*Row]:
+    """A page of `query` over users: userid order, :limit rows after :after, filters."""
+    # PostgreSQL gets LIMIT and OFFSET as literals in the SQL (its plan then
+    # knows the page is small). SQLite's statement is compiled once
+    # (app.fastread), and its compiler always writes an OFFSET: both are named.
+    query = query.order_by(User.userid)
     if after:
         query = query.where(User.userid > bindparam("after"))
     if group:
@@ -231,7 +234,40 @@ def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Selec
                 User.search_names.like(pattern, escape="\\"),
             )
         )
-    return query
+    return query.limit(bindparam("limit", type_=Integer, literal_execute=literal)).offset(
+        bindparam("offset", type_=Integer, literal_execute=literal)
+    )
+
+
+def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Select[str, str]:
+    """(userid, record JSON) of a page of users (keyset, _filtered), in one statement.
+
+    SQLite builds each record with its correlated subquery (as a lookup
+    does); PostgreSQL runs one subquery per row slower than one join of the
+    page with its memberships, grouped.
+    """
+    postgresql = dialect_name == "postgresql"
+    filters = {"literal": postgresql, "after": after, "group": group, "search": search}
+    if not postgresql:
+        return _filtered(select(User.userid, _record_json(dialect_name)), **filters)
+    page = _filtered(
+        select(User.id, User.userid, User.first_name, User.last_name), **filters
+    ).subquery()
+    names = func.json_agg(aggregate_order_by(Group.name, Group.name)).filter(Group.id.is_not(None))
+    record = func.json_build_object(
+        literal_column("'first_name'"), page.c.first_name,
+        literal_column("'last_name'"), page.c.last_name,
+        literal_column("'userid'"), page.c.userid,
+        literal_column("'groups'"), func.coalesce(names, literal_column("'[]'::json")),
+    )  # fmt: skip
+    return (
+        select(page.c.userid, cast(record, Text))
+        .select_from(page)
+        .outerjoin(Membership, Membership.user_id == page.c.id)
+        .outerjoin(Group, Group.id == Membership.group_id)
+        .group_by(page.c.id, page.c.userid, page.c.first_name, page.c.last_name)
+        .order_by(page.c.userid)
+    )
 
 
 # One statement, compiled once, for each combination of the filters.
