@@ -28,8 +28,17 @@ CACHE_KIB = 8192
 
 
 def compile_sqlite(statement: ClauseElement) -> str:
-    """The statement as SQLite SQL with :named parameters, compiled once."""
-    return str(statement.compile(dialect=_DIALECT))
+    """The statement as SQLite SQL with :named parameters, compiled once.
+
+    Only the SQL is kept, so a parameter that carries its own value (a
+    literal SQLAlchemy bound, such as a LIMIT or OFFSET given as a number)
+    would be missing when it runs: refused here, at import, not per request.
+    """
+    compiled = statement.compile(dialect=_DIALECT)
+    preset = sorted(name for name, value in compiled.params.items() if value is not None)
+    if preset:
+        raise ValueError(f"parameters with values of their own would be lost: {preset}")
+    return str(compiled)
 
 
 class FastReader:

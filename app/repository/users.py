@@ -61,14 +61,24 @@ def _record_json(dialect_name: str) -> ColumnElement[str]:
         where=Membership.user_id == User.id,
         outer=User,
     )
-    build = func.json_build_object
-    if dialect_name != "postgresql":
-        # json() marks the array as JSON for json_object, also across the subquery.
-        groups, build = func.json(groups), func.json_object
+    if dialect_name == "postgresql":
+        return _json_record(
+            func.json_build_object, User.first_name, User.last_name, User.userid, groups
+        )
+    # json() marks the array as JSON for json_object, also across the subquery.
+    return _json_record(
+        func.json_object, User.first_name, User.last_name, User.userid, func.json(groups)
+    )
+
+
+def _json_record(
+    build: Any, first_name: Any, last_name: Any, userid: Any, groups: Any
+) -> ColumnElement[str]:
+    """A UserRecord as JSON text, by the dialect's JSON object function, keys in its order."""
     record = build(
-        literal_column("'first_name'"), User.first_name,
-        literal_column("'last_name'"), User.last_name,
-        literal_column("'userid'"), User.userid,
+        literal_column("'first_name'"), first_name,
+        literal_column("'last_name'"), last_name,
+        literal_column("'userid'"), userid,
         literal_column("'groups'"), groups,
     )  # fmt: skip
     return cast(record, Text)
@@ -211,13 +221,10 @@ async def find_many(session: AsyncSession, *, userids: Sequence[str]) -> dict[st
     return dict(rows.all())
 
 
-def _filtered(
-    query: Select[*Row], *, literal: bool, after: bool, group: bool, search: bool
-) -> Select[*Row]:
+def _filtered(query: Select[*Row], *, after: bool, group: bool, search: bool) -> Select[*Row]:
     """A page of `query` over users: userid order, :limit rows after :after, filters."""
-    # PostgreSQL gets LIMIT and OFFSET as literals in the SQL (its plan then
-    # knows the page is small). SQLite's statement is compiled once
-    # (app.fastread), and its compiler always writes an OFFSET: both are named.
+    # SQLite's compiler always writes an OFFSET; the statement is compiled once
+    # (app.fastread.compile_sqlite), so it is a named parameter, as :limit.
     query = query.order_by(User.userid)
     if after:
         query = query.where(User.userid > bindparam("after"))
@@ -234,9 +241,7 @@ def _filtered(
                 User.search_names.like(pattern, escape="\\"),
             )
         )
-    return query.limit(bindparam("limit", type_=Integer, literal_execute=literal)).offset(
-        bindparam("offset", type_=Integer, literal_execute=literal)
-    )
+    return query.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
 
 
 def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Select[str, str]:
@@ -246,22 +251,19 @@ def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Selec
     does); PostgreSQL runs one subquery per row slower than one join of the
     page with its memberships, grouped.
     """
-    postgresql = dialect_name == "postgresql"
-    filters = {"literal": postgresql, "after": after, "group": group, "search": search}
-    if not postgresql:
+    filters = {"after": after, "group": group, "search": search}
+    if dialect_name != "postgresql":
         return _filtered(select(User.userid, _record_json(dialect_name)), **filters)
     page = _filtered(
         select(User.id, User.userid, User.first_name, User.last_name), **filters
     ).subquery()
     names = func.json_agg(aggregate_order_by(Group.name, Group.name)).filter(Group.id.is_not(None))
-    record = func.json_build_object(
-        literal_column("'first_name'"), page.c.first_name,
-        literal_column("'last_name'"), page.c.last_name,
-        literal_column("'userid'"), page.c.userid,
-        literal_column("'groups'"), func.coalesce(names, literal_column("'[]'::json")),
-    )  # fmt: skip
+    groups = func.coalesce(names, literal_column("'[]'::json"))
+    record = _json_record(
+        func.json_build_object, page.c.first_name, page.c.last_name, page.c.userid, groups
+    )
     return (
-        select(page.c.userid, cast(record, Text))
+        select(page.c.userid, record)
         .select_from(page)
         .outerjoin(Membership, Membership.user_id == page.c.id)
         .outerjoin(Group, Group.id == Membership.group_id)
