@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import logging
+from typing import Any, ClassVar
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -32,6 +33,11 @@ from uvicorn.server import ServerState
 
 from app.api.problems import PROBLEM_JSON, problem
 from app.settings import get_settings
+
+log = logging.getLogger("grouped_users.connections")
+
+# A flood of refused connections is one warning a minute, not one line each.
+WARN_EVERY_SECONDS = 60.0
 
 
 def _close_with(status: int, code: str, title: str, detail: str, *extra: bytes) -> bytes:
@@ -70,6 +76,10 @@ TOO_MANY_CONNECTIONS = _close_with(
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    # Of this worker: when it last said it turned connections away, and how many since.
+    _warned_at: ClassVar[float | None] = None
+    _refused_since_warning: ClassVar[int] = 0
+
     def __init__(
         self,
         config: Config,
@@ -98,6 +108,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport = transport
             transport.write(TOO_MANY_CONNECTIONS)
             transport.close()
+            self._warn_refused()
             return
         super().connection_made(transport)
         self._waiting_since = self.loop.time()
@@ -164,3 +175,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if response:
             self.transport.write(response)
         self.transport.close()
+
+    def _warn_refused(self) -> None:
+        cls = LimitedHttpToolsProtocol
+        cls._refused_since_warning += 1
+        now = self.loop.time()
+        if cls._warned_at is not None and now - cls._warned_at < WARN_EVERY_SECONDS:
+            return
+        log.warning(
+            "connection limit reached: %d new connections refused with 503 "
+            "(GROUPED_USERS_MAX_CONNECTIONS=%d per worker)",
+            cls._refused_since_warning,
+            self._max_connections,
+        )
+        cls._warned_at, cls._refused_since_warning = now, 0

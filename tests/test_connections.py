@@ -243,6 +243,10 @@ async def test_connections_beyond_the_bound_are_refused(sqlite_url: str, tmp_pat
             await asyncio.sleep(0.1)
         assert status == 200
         client[1].close()
+        # The operator is told, once for the whole burst.
+        warnings = [line for line in server.stderr_lines() if "connection limit reached" in line]
+        assert len(warnings) == 1, server.log_problems()
+        assert '"level": "warning"' in warnings[0]
 
 
 async def test_keep_alive_and_pipelined_clients_still_work(
