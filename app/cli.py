@@ -9,6 +9,7 @@ import gc
 import getpass
 import ipaddress
 import json
+import math
 import os
 import shutil
 import sys
@@ -104,6 +105,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+            # httptools with our limits on header size, header time and connections.
+            http="app.connections:LimitedHttpToolsProtocol",
+            # Quiet after a response is waiting for the next headers: one limit for both.
+            timeout_keep_alive=math.ceil(settings.header_timeout_seconds),
         )
     finally:
         if metrics_dir is not None:
