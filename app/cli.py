@@ -92,8 +92,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn sets up the same logging again when it starts; the migration
     # line comes before it, in the same format as every line after.
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
-    # Alembic's own lines (its dialect, each step) would crowd the one below.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     _run(settings, _migrate_at_start)
     metrics_dir: Path | None = None
     if args.workers > 1:
