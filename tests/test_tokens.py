@@ -298,6 +298,10 @@ async def test_cli_refuses_a_duplicate_name(cli_url: str) -> None:
     ("args", "message"),
     [
         (["create", "--name", "ci", "--role", "reader", "--expires-in", "soon"], "duration"),
+        (["create", "--name", "ci", "--role", "reader", "--expires-in", "99999999d"], "36500d"),
+        (["create", "--name", "ci", "--role", "reader", "--expires-in", "²d"], "duration"),
+        (["create", "--name", "anonymous", "--role", "admin"], "reserved"),
+        (["create", "--name", "cli:root", "--role", "admin"], "reserved"),
         (["create", "--name", "Bad Name", "--role", "reader"], "name"),
         (["revoke", "nobody"], "nobody"),
         (["create", "--name", "ci", "--role", "root"], "role"),

@@ -483,7 +483,12 @@ async def test_delete_unknown_token_is_404(world: World, name: str) -> None:
 BAD_FIELDS: list[tuple[str, Any]] = [
     *(("role", role) for role in ["root", "Admin", 3, None]),
     *(("expires_in", value) for value in ["soon", "1x", "0s", "-1h", "1.5h", "", 3600]),
+    # Past year 9999, or not ASCII digits: each was a 500.
+    *(("expires_in", value) for value in ["99999999d", "²d", "36501d", "9" * 5000 + "d"]),
     ("name", "Bad Name"),
+    # The audit log's names for actors that are not tokens.
+    ("name", "anonymous"),
+    ("name", "cli:root"),
 ]
 
 
