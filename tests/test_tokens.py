@@ -139,7 +139,8 @@ async def test_listings_never_show_secrets(admin: Admin) -> None:
     async with admin.database.writer() as session:
         found = await tokens.list_tokens(session)
     assert [info.name for info in found] == ["root"]
-    assert set(vars(found[0])) == {"name", "role", "created_at", "last_used_at", "expires_at"}
+    fields = {"id", "name", "role", "created_at", "last_used_at", "expires_at"}
+    assert set(vars(found[0])) == fields
     listed = await admin.client.get("/tokens", headers=admin.headers)
     assert listed.status_code == 200
     assert set(listed.json()[0]) == set(vars(found[0]))

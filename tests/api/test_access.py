@@ -422,7 +422,8 @@ async def create_via_api(world: World, body: dict[str, Any]) -> dict[str, Any]:
 
 async def test_post_tokens_shows_the_secret_once(world: World) -> None:
     created = await create_via_api(world, {"name": "ci", "role": "reader", "expires_in": "1h"})
-    assert set(created) == {"name", "role", "created_at", "last_used_at", "expires_at", "token"}
+    shown = {"id", "name", "role", "created_at", "last_used_at", "expires_at"}
+    assert set(created) == {*shown, "token"}
     assert (created["name"], created["role"], created["last_used_at"]) == ("ci", "reader", None)
     lifetime = datetime.fromisoformat(created["expires_at"]) - datetime.fromisoformat(
         created["created_at"]
@@ -439,7 +440,7 @@ async def test_post_tokens_shows_the_secret_once(world: World) -> None:
         "reader", "writer", "admin", "expired", "spare", "ci"
     }  # fmt: skip
     for entry in listed.json():
-        assert set(entry) == {"name", "role", "created_at", "last_used_at", "expires_at"}
+        assert set(entry) == shown
     assert secret not in listed.text
     assert digest(secret) not in listed.text
     for kind in ("reader", "writer", "admin"):
