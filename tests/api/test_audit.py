@@ -618,3 +618,32 @@ def test_the_cli_prints_json_lines_newest_first(tmp_path: Path) -> None:
     assert actions("--actor", entries[0]["actor"]) == ["tokens/x", "tokens/y", "tokens/x"]
     assert actions("--actor", "nobody") == []
     assert actions("--since", entries[1]["at"]) == ["tokens/x", "tokens/y"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--since", "0.5"],
+        ["--since", "0001-01-01T00:00:00+14:00"],
+        ["--limit", "-3"],
+        ["--limit", "99999999999999999999999"],
+    ],
+)
+def test_the_cli_refuses_a_bad_since_or_limit_without_a_traceback(
+    tmp_path: Path, args: list[str]
+) -> None:
+    database = tmp_path / "gu.db"
+    _cli(database, "db", "upgrade")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROUPED_USERS_")}
+    env["GROUPED_USERS_DATABASE_URL"] = f"sqlite:///{database}"
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "audit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert args[0] in result.stderr
+    assert "Traceback" not in result.stderr
