@@ -27,13 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
 from app import __version__, bulkfiles, datadir
-from app.auth import Actor, Role, parse_duration
+from app.auth import DURATION_RULE, Actor, Role, parse_duration
 from app.db import Database, create_database
 from app.errors import DomainError
 from app.logs import log_config
 from app.migrations import current_revision, head_revision, upgrade
 from app.service import audit, bulk, tokens
 from app.settings import Settings, SettingsError, get_settings
+from app.timestamps import parse_timestamp
 
 T = TypeVar("T")
 
@@ -161,7 +162,8 @@ def token_create(args: argparse.Namespace, settings: Settings) -> int:
         seconds = parse_duration(args.expires_in)
         if seconds is None:
             print(
-                "grouped-users: --expires-in takes a duration such as 12h or 90d", file=sys.stderr
+                f"grouped-users: --expires-in {DURATION_RULE}, not {args.expires_in!r}",
+                file=sys.stderr,
             )
             return 2
         expires_in = timedelta(seconds=seconds)
@@ -224,6 +226,8 @@ def audit_list(args: argparse.Namespace, settings: Settings) -> int:
                     "before": entry.before,
                     "after": entry.after,
                     "request_id": entry.request_id,
+                    "server_request_id": entry.server_request_id,
+                    "token_id": entry.token_id,
                 },
                 ensure_ascii=False,
             )
@@ -451,11 +455,26 @@ def _output(path: str | None) -> Iterator[IO[str]]:
         partial.unlink(missing_ok=True)
 
 
+# Past this, a count is a typo: it would only exhaust memory, or overflow
+# islice() and the databases' 64-bit integers into a traceback.
+MAX_COUNT = 10_000_000
+
+
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT:,}, not {text}")
     return value
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, not {text!r}") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -495,10 +514,12 @@ def parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=token_revoke)
 
     log = commands.add_parser("audit", help="print the audit log, newest first, as JSON lines")
-    log.add_argument("--limit", type=int, default=100)
+    log.add_argument("--limit", type=_positive, default=100, help="entries at most (100)")
     log.add_argument("--resource", help="only this resource, e.g. users/jsmith")
     log.add_argument("--actor", help="only changes by this actor")
-    log.add_argument("--since", type=datetime.fromisoformat, help="ISO 8601 time")
+    log.add_argument(
+        "--since", type=_timestamp, help="ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z (UTC)"
+    )
     log.set_defaults(handler=audit_list)
 
     load = commands.add_parser(

@@ -107,12 +107,13 @@ class EdgeMiddleware:
             elif key == b"authorization":
                 credentials = True
         no_store = credentials or self.authenticated
-        request_id = (
-            sent_id.decode("latin-1")
-            if _SANE_REQUEST_ID.fullmatch(sent_id)
-            else self._request_ids.next()
-        )
-        scope.setdefault("state", {})["request_id"] = request_id
+        # Ours is unique; the client's, echoed back, may be shared by many
+        # requests: the log line and the audit log keep both.
+        server_id = self._request_ids.next()
+        request_id = sent_id.decode("latin-1") if _SANE_REQUEST_ID.fullmatch(sent_id) else server_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["server_request_id"] = server_id
         status = 500
         responded = False
 
@@ -138,7 +139,7 @@ class EdgeMiddleware:
                 await self._timed_out(scope, receive, send_at_edge)
         finally:
             tally.in_flight -= 1
-            self._observe(scope, status, time.perf_counter() - started, request_id)
+            self._observe(scope, status, time.perf_counter() - started, request_id, server_id)
 
     async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = (
@@ -152,7 +153,9 @@ class EdgeMiddleware:
         )
         await response(scope, receive, send)
 
-    def _observe(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
+    def _observe(
+        self, scope: Scope, status: int, elapsed: float, request_id: str, server_id: str
+    ) -> None:
         method, route = scope["method"], route_template(scope)
         answered = metrics.TALLY.answered
         key = (method, route, status)
@@ -175,5 +178,6 @@ class EdgeMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "request_id": request_id,
+                    "server_request_id": server_id,
                 },
             )

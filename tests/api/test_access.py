@@ -430,7 +430,8 @@ async def create_via_api(world: World, body: dict[str, Any]) -> dict[str, Any]:
 
 async def test_post_tokens_shows_the_secret_once(world: World) -> None:
     created = await create_via_api(world, {"name": "ci", "role": "reader", "expires_in": "1h"})
-    assert set(created) == {"name", "role", "created_at", "last_used_at", "expires_at", "token"}
+    shown = {"id", "name", "role", "created_at", "last_used_at", "expires_at"}
+    assert set(created) == {*shown, "token"}
     assert (created["name"], created["role"], created["last_used_at"]) == ("ci", "reader", None)
     lifetime = datetime.fromisoformat(created["expires_at"]) - datetime.fromisoformat(
         created["created_at"]
@@ -447,7 +448,7 @@ async def test_post_tokens_shows_the_secret_once(world: World) -> None:
         "reader", "writer", "admin", "expired", "spare", "ci"
     }  # fmt: skip
     for entry in listed.json():
-        assert set(entry) == {"name", "role", "created_at", "last_used_at", "expires_at"}
+        assert set(entry) == shown
     assert secret not in listed.text
     assert digest(secret) not in listed.text
     for kind in ("reader", "writer", "admin"):
@@ -491,7 +492,12 @@ async def test_delete_unknown_token_is_404(world: World, name: str) -> None:
 BAD_FIELDS: list[tuple[str, Any]] = [
     *(("role", role) for role in ["root", "Admin", 3, None]),
     *(("expires_in", value) for value in ["soon", "1x", "0s", "-1h", "1.5h", "", 3600]),
+    # Past year 9999, or not ASCII digits: each was a 500.
+    *(("expires_in", value) for value in ["99999999d", "²d", "36501d", "9" * 5000 + "d"]),
     ("name", "Bad Name"),
+    # The audit log's names for actors that are not tokens.
+    ("name", "anonymous"),
+    ("name", "cli:root"),
 ]
 
 
