@@ -97,9 +97,11 @@ ERROR_HEADERS: dict[type[DomainError], dict[str, str]] = {
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
     400: ("malformed_json", "Malformed JSON"),
     404: ("not_found", "Not found"),
+    403: ("forbidden", "Forbidden"),
     405: ("method_not_allowed", "Method not allowed"),
     413: ("body_too_large", "Body too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
+    421: ("misdirected_request", "Misdirected request"),
     500: ("internal_error", "Internal server error"),
 }
 
