@@ -9,6 +9,9 @@ import gc
 import getpass
 import ipaddress
 import json
+import logging
+import logging.config
+import math
 import os
 import shutil
 import sys
@@ -23,7 +26,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
-from app import __version__, bulkfiles
+from app import __version__, bulkfiles, datadir
 from app.auth import Actor, Role, parse_duration
 from app.db import Database, create_database
 from app.errors import DomainError
@@ -33,6 +36,8 @@ from app.service import audit, bulk, tokens
 from app.settings import Settings, SettingsError, get_settings
 
 T = TypeVar("T")
+
+logger = logging.getLogger("grouped_users.cli")
 
 
 def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -85,7 +90,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-    _run(settings, lambda database: upgrade(database.engine))
+    # uvicorn sets up the same logging again when it starts; the migration
+    # line comes before it, in the same format as every line after.
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+    _run(settings, _migrate_at_start)
     metrics_dir: Path | None = None
     if args.workers > 1:
         # Each worker writes its metrics to files here; /metrics sums them.
@@ -104,11 +112,33 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+            # httptools with our limits on header size, header time and connections.
+            http="app.connections:LimitedHttpToolsProtocol",
+            # Quiet after a response is waiting for the next headers: one limit for both.
+            timeout_keep_alive=math.ceil(settings.header_timeout_seconds),
         )
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+async def _migrate_at_start(database: Database) -> None:
+    """Bring the schema to head and say in the log what that did."""
+    before = await current_revision(database.engine)
+    await upgrade(database.engine)
+    head = head_revision()
+    if before == head:
+        logger.info(
+            "database at head revision %s: no migration to apply", head, extra={"revision": head}
+        )
+    else:
+        logger.info(
+            "database migrated from revision %s to head revision %s",
+            before or "none",
+            head,
+            extra={"from_revision": before, "revision": head},
+        )
 
 
 def db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
@@ -527,6 +557,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = get_settings()
     except SettingsError as exc:
         sys.exit(f"grouped-users: {exc}")
+    database = settings.sqlite_path()
+    problem = datadir.unwritable(database) if database is not None else None
+    if problem is not None:
+        sys.exit(f"grouped-users: {problem}")
     try:
         sys.exit(args.handler(args, settings))
     except DomainError as exc:
