@@ -102,6 +102,6 @@ async def client(
     app = create_app(settings, database=database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=headers
+        transport=transport, base_url="http://localhost", headers=headers
     ) as client:
         yield client

@@ -39,7 +39,7 @@ async def wide_database(database: Database, settings: Settings) -> AsyncIterator
 async def wide(settings: Settings, wide_database: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, database=wide_database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
 
 

@@ -64,7 +64,7 @@ async def _asgi(
 ) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=headers or {}
+        transport=transport, base_url="http://localhost", headers=headers or {}
     ) as client:
         yield client
 

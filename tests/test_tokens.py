@@ -80,7 +80,7 @@ async def admin(settings: Settings, database: Database) -> AsyncIterator[Admin]:
     """An app that requires tokens, and an admin token for it."""
     app = create_app(settings.model_copy(update={"auth": "required"}), database=database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield Admin(client, database, await new_token(database, "root", "admin"))
 
 
@@ -268,7 +268,7 @@ async def test_cli_create_list_revoke(cli_url: str) -> None:
         transport = httpx.ASGITransport(app=create_app(required, database=database))
         headers = {"Authorization": f"Bearer {secret}"}
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", headers=headers
+            transport=transport, base_url="http://localhost", headers=headers
         ) as client:
             assert (await client.get("/users")).status_code == 200
             assert (await client.post("/groups/ops")).status_code == 201

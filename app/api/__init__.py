@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__, metrics
 from app.api import admin, groups, meta, ops, pages, ui, users, whoami
 from app.api.docs import install_openapi
+from app.api.local_only import LocalOnly
 from app.api.middleware import EdgeMiddleware
 from app.api.problems import install_problem_handlers
 from app.db import Database, create_database
@@ -73,8 +74,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if database is not None:
         app.state.database = database
     install_problem_handlers(app)
-    # The last added runs first: the edge (request id, metrics and log line,
-    # security headers, time limit), then CORS when configured.
+    # The last added runs first: the edge (request id, auth-disabled mode's
+    # Host and Origin checks, metrics and log line, security headers, time
+    # limit), then CORS when configured.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -87,6 +89,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         EdgeMiddleware,
         authenticated=settings.auth == "required",
         timeout_seconds=settings.request_timeout_seconds,
+        local_only=(
+            None
+            if settings.auth == "required"
+            else LocalOnly(trusted_origins=settings.cors_origins)
+        ),
     )
     # Routes are matched in this order: the hot paths first.
     _add_routes(app, users.router)

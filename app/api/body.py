@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.message
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
 from app.api.problems import HTTPProblem
@@ -30,10 +31,17 @@ async def read_limited(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        # Nobody is left to answer, and nothing was done: the request's own
+        # log line (status 499) says so; not an error of the server.
+        raise HTTPProblem(
+            499, "client_closed_request", "The client closed the connection before its body ended."
+        ) from None
     return bytes(body)
 
 

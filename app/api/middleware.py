@@ -1,10 +1,12 @@
 """The edge of every HTTP request, as one ASGI layer.
 
 In order: a request id (the client's X-Request-ID if sane, else a new one),
-metrics and one JSON log line, security headers (nosniff everywhere, no-store
-on every answer that needed credentials), and a time limit (app.api.deadlines). One layer, not
-four: each ASGI middleware costs a coroutine and a wrapped `send` per
-request, which on a point lookup is a measurable share of the whole (#7).
+with auth disabled the Host and Origin checks (app.api.local_only), HEAD
+answered as GET without its body, metrics and one JSON log line, security
+headers (nosniff everywhere, no-store on every answer that needed
+credentials), and a time limit (app.api.deadlines). One layer, not four:
+each ASGI middleware costs a coroutine and a wrapped `send` per request,
+which on a point lookup is a measurable share of the whole (#7).
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
 from app.api.deadlines import Deadlines
+from app.api.local_only import LocalOnly
 from app.api.problems import PROBLEM_JSON, http_problem
 
 log = logging.getLogger("grouped_users.requests")
 
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+# Methods that get a label of their own in the metrics; a client may send
+# any token as a method, and each would be a new series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestIds:
@@ -81,10 +87,19 @@ def route_template(scope: Scope) -> str:
 class EdgeMiddleware:
     """Request id, metrics, log line, security headers and time limit for every request."""
 
-    def __init__(self, app: ASGIApp, *, authenticated: bool, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticated: bool,
+        timeout_seconds: float,
+        local_only: LocalOnly | None = None,
+    ) -> None:
         self.app = app
         # With auth required every API answer was given to a credential.
         self.authenticated = authenticated
+        # With auth disabled: only loopback Hosts, changes only from our own origin.
+        self.local_only = local_only
         self.timeout_seconds = timeout_seconds
         # Its sweep, about once a second while requests are in flight, also
         # brings the metrics up to date (metrics.Tally).
@@ -99,13 +114,15 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        sent_id = b""
+        sent_id = host = b""
         credentials = False
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 sent_id = value
             elif key == b"authorization":
                 credentials = True
+            elif key == b"host":
+                host = value
         no_store = credentials or self.authenticated
         # Ours is unique; the client's, echoed back, may be shared by many
         # requests: the log line and the audit log keep both.
@@ -114,6 +131,14 @@ class EdgeMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["server_request_id"] = server_id
+        refusal = None if self.local_only is None else self.local_only.refusal(scope, host)
+        method = scope["method"]
+        head = method == "HEAD"
+        if head:
+            # HEAD is GET without the body (RFC 9110 9.3.2): routes declare GET
+            # only, and the server (uvicorn) leaves out the body of its scope's
+            # HEAD. Same headers, Content-Length included.
+            scope = {**scope, "method": "GET"}
         status = 500
         responded = False
 
@@ -127,19 +152,33 @@ class EdgeMiddleware:
                 # asked for without credentials, it may be cached.
                 private = no_store and (credentials or not _declared_public(headers))
                 message["headers"] = _edge_headers(headers, request_id, private)
+            elif head:
+                message = {**message, "body": b""}
             await send(message)
 
         tally = metrics.TALLY
         tally.in_flight += 1
         try:
-            if await self._deadlines.run(self.app(scope, receive, send_at_edge)):
+            if refusal is not None:
+                await self._refuse(*refusal, scope, receive, send_at_edge)
+            elif await self._deadlines.run(self.app(scope, receive, send_at_edge)):
                 if responded:
                     raise TimeoutError("the request ran out of time while answering")
                 # Its transaction was rolled back when the task was cancelled.
                 await self._timed_out(scope, receive, send_at_edge)
         finally:
             tally.in_flight -= 1
-            self._observe(scope, status, time.perf_counter() - started, request_id, server_id)
+            self._observe(
+                scope, method, status, time.perf_counter() - started, request_id, server_id
+            )
+
+    async def _refuse(
+        self, status: int, code: str, detail: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        response = JSONResponse(
+            http_problem(status, detail, code), status_code=status, media_type=PROBLEM_JSON
+        )
+        await response(scope, receive, send)
 
     async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = (
@@ -154,16 +193,23 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
     def _observe(
-        self, scope: Scope, status: int, elapsed: float, request_id: str, server_id: str
+        self,
+        scope: Scope,
+        method: str,
+        status: int,
+        elapsed: float,
+        request_id: str,
+        server_id: str,
     ) -> None:
-        method, route = scope["method"], route_template(scope)
+        route = route_template(scope)
+        label = method if method in KNOWN_METHODS else "other"
         answered = metrics.TALLY.answered
-        key = (method, route, status)
+        key = (label, route, status)
         answered[key] = answered.get(key, 0) + 1
-        histogram = self._histograms.get((method, route))
+        histogram = self._histograms.get((label, route))
         if histogram is None:
-            histogram = metrics.LATENCY.labels(method, route)
-            self._histograms[(method, route)] = histogram
+            histogram = metrics.LATENCY.labels(label, route)
+            self._histograms[(label, route)] = histogram
         histogram.observe(elapsed)
         if log.isEnabledFor(logging.INFO):
             log.info(

@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.api.ui import HEADERS as CONSOLE_HEADERS
 from app.errors import (
     Busy,
     DisplayNameTaken,
@@ -97,9 +98,13 @@ ERROR_HEADERS: dict[type[DomainError], dict[str, str]] = {
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
     400: ("malformed_json", "Malformed JSON"),
     404: ("not_found", "Not found"),
+    403: ("forbidden", "Forbidden"),
     405: ("method_not_allowed", "Method not allowed"),
     413: ("body_too_large", "Body too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
+    421: ("misdirected_request", "Misdirected request"),
+    # nginx's name for it: no answer reaches the client, the log and metrics do.
+    499: ("client_closed_request", "Client closed request"),
     500: ("internal_error", "Internal server error"),
 }
 
@@ -216,6 +221,9 @@ def _allowed_methods(request: Request) -> list[str]:
         match, _ = route.matches(scope)
         if match is not Match.NONE:
             methods |= route.methods or set()
+    if "GET" in methods:
+        # The edge answers HEAD wherever GET is (app.api.middleware).
+        methods.add("HEAD")
     return sorted(methods)
 
 
@@ -248,6 +256,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
+        if request.url.path == "/ui" or request.url.path.startswith("/ui/"):
+            # The console's origin: its error pages are framed and scripted by nobody.
+            headers.update(CONSOLE_HEADERS)
         return respond(http_problem(exc.status_code, detail), request, headers)
 
     @app.exception_handler(PoolTimeout)

@@ -7,10 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.scim import discovery
-from app.scim.errors import ScimError
+from app.scim.errors import PREFIX, ScimError
 from app.scim.routing import ScimRoute, base, respond
 
-router = APIRouter(route_class=ScimRoute)
+# Its own prefix, and added to the SCIM router's routes rather than included:
+# an included router's routes keep their own path, which is what the
+# metrics and logs name a route by.
+router = APIRouter(prefix=PREFIX, route_class=ScimRoute)
 
 
 def _listed(items: list[dict[str, Any]]) -> dict[str, Any]:

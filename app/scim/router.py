@@ -45,7 +45,7 @@ from app.service.scim_users import ScimUser, ScimUserView
 
 router = APIRouter(prefix=PREFIX, route_class=ScimRoute, include_in_schema=False)
 search_router = APIRouter(prefix=PREFIX, route_class=ScimSearchRoute, include_in_schema=False)
-router.include_router(discovery_router)
+router.routes.extend(discovery_router.routes)
 
 
 def _dump(resource: Any, context: Context, parameters: ResponseParameters[Any]) -> dict[str, Any]:

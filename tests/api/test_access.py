@@ -197,7 +197,7 @@ PROBLEM_ROUTE_IDS = [f"{method} {path}" for method, path in PROBLEM_ROUTES]
 
 def client_of(app: FastAPI) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost")
 
 
 async def send(

@@ -90,7 +90,7 @@ async def api(
     app = create_app(settings.model_copy(update={"max_body_bytes": 1024}), database=database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=headers["admin"]
+        transport=transport, base_url="http://localhost", headers=headers["admin"]
     ) as client:
         await create_group(client, "admins")
         await create_group(client, "users")
@@ -560,7 +560,7 @@ async def test_the_audit_log_needs_an_admin(settings: Settings, database: Databa
     bearer = {role: await new_token(database, f"t-{role}", role) for role in Role.__members__}
     statuses = {"reader": 403, "writer": 403, "admin": 200}
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
     ) as client:
         for role, status in statuses.items():
             headers = {"Authorization": f"Bearer {bearer[role]}"}

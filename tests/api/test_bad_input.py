@@ -400,7 +400,7 @@ async def small_client(settings: Settings, database: Database) -> AsyncIterator[
     transport = httpx.ASGITransport(
         app=create_app(limited, database=database), raise_app_exceptions=False
     )
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
 
 

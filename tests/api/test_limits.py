@@ -40,7 +40,7 @@ GROUPS = ["g1", "g2", "g3", "g4"]
 def client_of(settings: Settings, database: Database, **update: Any) -> httpx.AsyncClient:
     app = create_app(settings.model_copy(update=update), database=database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncCli
     # Serving these never touches the database.
     settings = Settings(database_url="sqlite+aiosqlite:///:memory:", auth=request.param)
     transport = httpx.ASGITransport(app=create_app(settings))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
 
 

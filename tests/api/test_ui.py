@@ -28,7 +28,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     # Serving files never touches the database; auth required, as in production.
     app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", auth="required"))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
 
 

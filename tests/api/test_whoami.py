@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 def client_of(settings: Settings, database: Database) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(settings, database=database))
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost")
 
 
 async def new_token(database: Database, name: str, role: str) -> str:

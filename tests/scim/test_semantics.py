@@ -58,8 +58,8 @@ async def test_etag_and_meta_on_every_response(team: httpx.AsyncClient) -> None:
         body = response.json()
         assert body["meta"]["version"] == response.headers["ETag"]
         kind = "Users" if body["meta"]["resourceType"] == "User" else "Groups"
-        assert body["meta"]["location"] == f"http://test/scim/v2/{kind}/{body['id']}"
-    assert responses[0].headers["Location"] == "http://test/scim/v2/Users/cy"
+        assert body["meta"]["location"] == f"http://localhost/scim/v2/{kind}/{body['id']}"
+    assert responses[0].headers["Location"] == "http://localhost/scim/v2/Users/cy"
 
 
 async def test_stale_if_match_is_412_and_changes_nothing(team: httpx.AsyncClient) -> None:
@@ -163,8 +163,8 @@ async def test_members_display_on_request(team: httpx.AsyncClient) -> None:
     assert (await call(team, "PATCH", "/Groups/team", add)).status_code == 200
     plain = (await call(team, "GET", "/Groups/team")).json()
     assert plain["members"] == [
-        {"value": "ann", "$ref": "http://test/scim/v2/Users/ann", "type": "User"},
-        {"value": "bob", "$ref": "http://test/scim/v2/Users/bob", "type": "User"},
+        {"value": "ann", "$ref": "http://localhost/scim/v2/Users/ann", "type": "User"},
+        {"value": "bob", "$ref": "http://localhost/scim/v2/Users/bob", "type": "User"},
     ]
     asked = await call(team, "GET", "/Groups/team?attributes=members.display,members.value")
     # displayName when the user has one, else "first last".
