@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, ColumnElement, delete, func, insert, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User, UserEmail
-from app.repository.common import NO_SYNC, in_list
+from app.repository.common import NO_SYNC, escape_like, in_list
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ async def display_key_taken(
 
 async def names_like(session: AsyncSession, *, base: str) -> set[str]:
     """The group names that are `base` or `base` and a suffix."""
-    escaped = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = escape_like(base)
     rows = await session.scalars(
         select(Group.name).where(Group.name.like(f"{escaped}%", escape="\\"))
     )

@@ -34,6 +34,7 @@ from app.repository.common import (
     SingleRead,
     UserRow,
     dialect,
+    escape_like,
     in_list,
     sorted_json_array,
 )
@@ -319,10 +320,6 @@ async def page(
     if group is not None:
         parameters["group"] = group
     if search:
-        parameters["pattern"] = "%" + _escape_like(search.casefold()) + "%"
+        parameters["pattern"] = "%" + escape_like(search.casefold()) + "%"
     statement = _PAGES[(after is not None, group is not None, bool(search))]
     return [(userid, record) for userid, record in await statement.rows(session, parameters)]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import Actor
 from app.errors import Busy, DisplayNameTaken, GroupNotFound
 from app.models import NAME_LENGTH
-from app.names import is_valid_name
+from app.names import ascii_lower, is_valid_name
 from app.preconditions import IfMatch, etag
 from app.repository import scim as scim_repo
 from app.repository.scim import ScimGroupRow
@@ -54,7 +54,7 @@ def derive_name(display_name: str) -> str:
     Lower-cased, every run of other characters a '-', trimmed to 64
     characters, starting with a letter or digit ("Sales - EMEA" -> "sales-emea").
     """
-    name = _DASHES.sub("-", _OUTSIDE_NAME_RULE.sub("-", display_name.lower()))
+    name = _DASHES.sub("-", _OUTSIDE_NAME_RULE.sub("-", ascii_lower(display_name)))
     name = name.lstrip("._@-")[:NAME_LENGTH].rstrip("-")
     return name if is_valid_name(name) else "group"
 
@@ -198,7 +198,9 @@ async def change_group(
                     external_id=wanted.external_id,
                 )
             except IntegrityError:
-                raise Busy() from None
+                # Another transaction took the displayName since we looked
+                # (PostgreSQL): the unique index decides, as on create.
+                raise DisplayNameTaken(wanted.display_name) from None
         await audit(
             session,
             actor=actor,
