@@ -68,6 +68,10 @@ def _edge_headers(
     return edged
 
 
+def _declared_public(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"cache-control" and value.startswith(b"public") for name, value in headers)
+
+
 def route_template(scope: Scope) -> str:
     """The route's path template (/users/{userid}), never the raw path: bounded labels."""
     route = scope.get("route")
@@ -96,12 +100,13 @@ class EdgeMiddleware:
             return
         started = time.perf_counter()
         sent_id = b""
-        no_store = self.authenticated
+        credentials = False
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 sent_id = value
             elif key == b"authorization":
-                no_store = True
+                credentials = True
+        no_store = credentials or self.authenticated
         request_id = (
             sent_id.decode("latin-1")
             if _SANE_REQUEST_ID.fullmatch(sent_id)
@@ -116,7 +121,11 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 responded = True
-                message["headers"] = _edge_headers(message.get("headers", ()), request_id, no_store)
+                headers = message.get("headers", ())
+                # A file that holds no data (the docs' scripts) says "public":
+                # asked for without credentials, it may be cached.
+                private = no_store and (credentials or not _declared_public(headers))
+                message["headers"] = _edge_headers(headers, request_id, private)
             await send(message)
 
         tally = metrics.TALLY
