@@ -16,7 +16,7 @@ from app.api.middleware import EdgeMiddleware
 from app.api.problems import install_problem_handlers
 from app.db import Database, create_database
 from app.runtime import tune_gc
-from app.scim import router as scim_router
+from app.scim import endpoints as scim_endpoints
 from app.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -102,8 +102,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(ops.guarded)
     app.include_router(admin.router)
     app.include_router(meta.router)
-    app.include_router(scim_router.router)
-    app.include_router(scim_router.search_router)
+    app.include_router(scim_endpoints.router)
+    app.include_router(scim_endpoints.search_router)
     app.include_router(whoami.router)
     app.include_router(ui.router)
     app.include_router(pages.router)

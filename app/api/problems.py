@@ -43,22 +43,12 @@ from app.errors import (
     UseridMismatch,
     UserNotFound,
 )
+from app.http_common import HTTPProblem, error_headers, internal_error_detail
 from app.scim import errors as scim_errors
 
 log = logging.getLogger("grouped_users.errors")
 
 PROBLEM_JSON = "application/problem+json"
-
-
-class HTTPProblem(Exception):
-    """An error of the HTTP exchange itself (media type, size), not of a use case."""
-
-    def __init__(
-        self, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
-        self.headers = dict(headers or {})
 
 
 # Domain error -> (status, code, title). Subclasses are looked up before their bases.
@@ -87,13 +77,6 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     InvalidToken: (422, "invalid_token_request", "Invalid token request"),
     ListTooLong: (422, "list_too_long", "List too long"),
 }
-# Headers that go with an error.
-ERROR_HEADERS: dict[type[DomainError], dict[str, str]] = {
-    # Seconds a client should wait before retrying an error that passes.
-    Busy: {"Retry-After": "1"},
-    Unauthenticated: {"WWW-Authenticate": 'Bearer realm="grouped-users"'},
-}
-
 # Status of an HTTP-level error (routing, body parsing) -> (code, title).
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
     400: ("malformed_json", "Malformed JSON"),
@@ -230,7 +213,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return respond(domain_problem(exc), request, ERROR_HEADERS.get(type(exc)))
+        return respond(domain_problem(exc), request, error_headers(exc))
 
     @app.exception_handler(HTTPProblem)
     async def _http_problem(request: Request, exc: HTTPProblem) -> JSONResponse:
@@ -266,7 +249,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         # Every connection is busy for longer than GROUPED_USERS_DB_POOL_TIMEOUT:
         # say so at once rather than let requests pile up.
         log.warning("database pool exhausted (request id %s)", request.state.request_id)
-        return respond(domain_problem(Busy()), request, ERROR_HEADERS[Busy])
+        return respond(domain_problem(Busy()), request, error_headers(Busy()))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -278,9 +261,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             request_id,
             exc_info=exc,
         )
-        detail = (
-            f"The server failed on this request; quote request id {request_id} to its operator."
-        )
+        detail = internal_error_detail(request_id)
         # This answer leaves from outside every middleware: it brings its own
         # security headers.
         headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}

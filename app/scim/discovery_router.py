@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.scim import discovery
+from app.scim.common import ScimRoute, base, respond
 from app.scim.errors import PREFIX, ScimError
-from app.scim.routing import ScimRoute, base, respond
 
 # Its own prefix, and added to the SCIM router's routes rather than included:
 # an included router's routes keep their own path, which is what the
