@@ -71,7 +71,7 @@ PACKAGES = (
     "sqlalchemy", "aiosqlite", "asyncpg",
 )  # fmt: skip
 
-# Targets of issue 7.
+# The targets the bench reports against (docs/performance.md).
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 20.0
 TARGET_HUGE_GROUP_S = 0.5

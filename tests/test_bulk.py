@@ -1,4 +1,4 @@
-"""Bulk import and export (SPEC §5.7, issue 7): JSON, NDJSON and CSV, all or nothing.
+"""Bulk import and export: JSON, NDJSON and CSV, all or nothing.
 
 The command runs as a real process on private databases (SQLite files, and
 PostgreSQL databases created for the test); the file readers and the service
@@ -107,7 +107,7 @@ def exported(records: Iterable[dict[str, Any]], fmt: str) -> bytes:
 
 
 def encode(records: Sequence[dict[str, Any]], fmt: str) -> bytes:
-    """Records as a file in this format (keys in the §3 order, as the export writes them)."""
+    """Records as a file in this format (keys in the record's order, as the export writes them)."""
     order = ("first_name", "last_name", "userid", "groups")
     shaped = [{key: record[key] for key in order if key in record} for record in records]
     lines = [json.dumps(record, ensure_ascii=False) for record in shaped]

@@ -59,7 +59,7 @@ async def _memberships_from_groups(
     for group in groups:
         response = await client.get(f"/groups/{group}")
         if response.status_code == 404:
-            # An existing group without members answers 404 (SPEC §3).
+            # An existing group without members answers 404.
             assert_problem(response, 404, "group_not_found")
             continue
         assert response.status_code == 200, response.text

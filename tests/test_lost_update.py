@@ -1,4 +1,4 @@
-"""No lost updates (SPEC §5.3, issue 3): the real server with 4 worker processes, many clients.
+"""No lost updates: the real server with 4 worker processes, many clients.
 
 Each test starts `python -m app serve --workers 4` on a free port over a database
 of its own (a fresh SQLite file, or a fresh PostgreSQL database on the

@@ -1,4 +1,4 @@
-"""Operations (SPEC §5.6, issue 5): probes, Prometheus metrics, request logs, graceful shutdown.
+"""Operations: probes, Prometheus metrics, request logs, graceful shutdown.
 
 The probes and the metric labels are checked in-process; metrics summed over
 worker processes, the JSON log lines on stderr and a graceful stop on

@@ -1,4 +1,4 @@
-"""Resource limits (issue 5) against the real server: idle connections, slow clients, a full pool.
+"""Resource limits against the real server: idle connections, slow clients, a full pool.
 
 - 1,000 idle connections, first silent, then each after one request that used
   the database (keep-alive), leave the server answering others and the pool

@@ -1,4 +1,4 @@
-"""`serve` and the auth setting (SPEC §5.4, issue 4), as a real process.
+"""`serve` and the auth setting, as a real process.
 
 Auth may be off only on loopback: off on any other address, serve refuses to
 start, says why and how to fix it, and listens on nothing.

@@ -1,4 +1,4 @@
-"""API token secrets (SPEC §5.4, issue 4): long, random, shown once, stored only as a digest.
+"""API token secrets: long, random, shown once, stored only as a digest.
 
 A secret never reaches the database, the logs, a listing, an error or the audit
 log; the CLI manages tokens on SQLite and PostgreSQL through the same services.

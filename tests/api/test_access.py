@@ -1,4 +1,4 @@
-"""Who may call what (SPEC §5.4, issue 4): every route and method x every kind of caller.
+"""Who may call what: every route and method x every kind of caller.
 
 The routes come from the app's own route table; RULES says which role each
 one needs. A route without a rule fails the matrix, so a new endpoint cannot
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 
 Route = tuple[str, str]
 
-# (method, path) -> the least role that may call it (SPEC §5.4, issue 4); None: open to all.
+# (method, path) -> the least role that may call it; None: open to all.
 RULES: dict[Route, Role | None] = {
     ("GET", "/users"): Role.reader,
     ("GET", "/users/{userid}"): Role.reader,
@@ -111,7 +111,7 @@ CALLS: dict[Route, Call] = {
     ("GET", "/docs/{name}"): Call("/docs/docs.js", 200),
 }
 
-# SCIM 2.0 (issue 6). Its refusals are SCIM errors, not problems: the matrix of
+# SCIM 2.0. Its refusals are SCIM errors, not problems: the matrix of
 # tests/scim/test_access.py checks them; the checks of allowed callers run here.
 _SEARCH = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}
 _PATCH = {

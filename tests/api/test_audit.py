@@ -1,4 +1,4 @@
-"""The audit log (SPEC §5.5, issue 4): one row per change, in the change's own transaction."""
+"""The audit log: one row per change, in the change's own transaction."""
 
 from __future__ import annotations
 

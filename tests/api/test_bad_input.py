@@ -72,7 +72,7 @@ def malformed(body: bytes) -> Bad:
     return Bad(body, code="malformed_json", status=400)
 
 
-# Names that break SPEC §2, as they appear inside a JSON body.
+# Names that break the name rule, as they appear inside a JSON body.
 BAD_BODY_NAMES = {
     "upper case": "Admins",
     "slash": "a/b",
@@ -158,7 +158,7 @@ MEMBER_CASES = {
         mentions=("'nobody'", "'zed'"),
     ),
 }
-# SPEC §3: POST /groups/{name} takes no body or [], and any other body is a 422.
+# POST /groups/{name} takes no body or [], and any other body is a 422.
 NEW_GROUP_CASES = {
     "member list": bad(dumps(["joe"]), "body"),
     "empty object": bad(b"{}", "body"),

@@ -1,4 +1,4 @@
-"""GET /users and GET /groups: sorted, keyset-paginated collections (SPEC §5.1, issue 3)."""
+"""GET /users and GET /groups: sorted, keyset-paginated collections."""
 
 from __future__ import annotations
 

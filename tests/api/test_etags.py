@@ -1,4 +1,4 @@
-"""Versions as strong ETags; If-Match and If-None-Match (SPEC §5.3, issue 3), on both databases."""
+"""Versions as strong ETags; If-Match and If-None-Match, on both databases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Contract of /groups/{name} (SPEC §2 names, §3 the four group rows and their semantics)."""
+"""Contract of /groups/{name}: the name rules, the four group rows and their semantics."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 
 from tests.helpers import assert_problem, create_group, create_user
 
-# SPEC §3 holds with auth disabled and with a writer token alike.
+# The contract holds with auth disabled and with a writer token alike.
 pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]
 
 JSON_HEADERS = {"content-type": "application/json"}
 
-# Names that break §2: upper case, spaces, bad first character, too long, other characters.
+# Names that break the rule: upper case, spaces, bad first character, too long, other characters.
 BAD_NAMES = ["Admins", "aDmins", "the admins", "-admins", ".admins", "_admins", "@admins"]
 BAD_NAMES += ["a" * 65, "admins+x", "admins!", "admins~x", "gröup", "ad,mins"]
 GOOD_NAMES = ["a", "0", "0x", "g" * 64, "a.b_c-d@e", "team@example.com"]
@@ -324,7 +324,7 @@ async def test_delete_unknown_group_is_404(client: httpx.AsyncClient) -> None:
     assert await group_state(client, "users") == []
 
 
-# A created group with no members exists (§3 semantics).
+# A created group with no members exists (the contract's semantics).
 
 
 async def test_created_empty_group_exists(client: httpx.AsyncClient) -> None:
@@ -360,7 +360,7 @@ async def test_put_to_created_empty_group_works(
 async def test_members_come_sorted_by_byte_order_whatever_the_order_of_joining(
     client: httpx.AsyncClient,
 ) -> None:
-    # GET /groups/{name} builds its JSON array in SQL (#7): the order must still be
+    # GET /groups/{name} builds its JSON array in SQL: the order must still be
     # exact byte order (Python's sorted()), on both databases, whatever the order
     # in which members joined or their row ids.
     userids = [f"{stem}{n}" for n in range(40) for stem in ("a-", "a.", "a_", "a@", "a", "z")]

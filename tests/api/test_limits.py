@@ -1,4 +1,4 @@
-"""Abuse limits (issue 4): list lengths, a time limit per request, security headers."""
+"""Abuse limits: list lengths, a time limit per request, security headers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Single memberships: PUT and DELETE /groups/{name}/members/{userid} (SPEC §5.2, issue 3)."""
+"""Single memberships: PUT and DELETE /groups/{name}/members/{userid}."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Membership is one fact seen from two sides (SPEC §3 semantics, §2 sorted lists)."""
+"""Membership is one fact seen from two sides (the contract's semantics; sorted lists)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import assert_problem, create_group, create_user
 
-# SPEC §3 holds with auth disabled and with a writer token alike.
+# The contract holds with auth disabled and with a writer token alike.
 pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]
 
 # Python's sorted() is byte order, which both databases must also use.

@@ -1,4 +1,4 @@
-"""SPEC §5.6: /openapi.json documents every operation, its examples and all its errors."""
+"""/openapi.json documents every operation, its examples and all its errors."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ async def test_every_error_it_can_give_is_documented_with_examples(
 async def test_every_documented_error_is_a_problem(
     schema: dict[str, Any], path: str, method: str
 ) -> None:
-    """Each 4xx/5xx is application/problem+json only, with the Problem schema (SPEC §4)."""
+    """Each 4xx/5xx is application/problem+json only, with the Problem schema."""
     responses = operation(schema, path, method)["responses"]
     for status, response in responses.items():
         if int(status) < 400:
@@ -252,7 +252,7 @@ def _as_fastapi_declares() -> dict[str, Any]:
 async def test_hot_gets_document_their_path_parameter_as_fastapi_would(
     schema: dict[str, Any], path: str, parameter: dict[str, Any]
 ) -> None:
-    # The hot GETs read it from request.path_params and declare it by hand (#7).
+    # The hot GETs read it from request.path_params and declare it by hand.
     assert _as_fastapi_declares()[path] == [parameter]
     documented = schema["paths"][path]["get"]["parameters"]
     assert documented[0] == parameter

@@ -1,4 +1,4 @@
-"""PATCH /users/{userid}: JSON merge patch (RFC 7396) of a user record (SPEC §5.2, issue 3)."""
+"""PATCH /users/{userid}: JSON merge patch (RFC 7396) of a user record."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §4: every error is a problem, 500s hide their cause, and requests carry an id."""
+"""Every error is a problem, 500s hide their cause, and requests carry an id."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/ui: the console's files, served with a strict Content-Security-Policy (issue 8)."""
+"""/ui: the console's files, served with a strict Content-Security-Policy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Contract of /users/{userid} (SPEC §2 names, §3 the four user rows and their semantics)."""
+"""Contract of /users/{userid}: the name rules, the four user rows and their semantics."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 
 from tests.helpers import assert_problem, create_group, create_user
 
-# SPEC §3 holds with auth disabled and with a writer token alike.
+# The contract holds with auth disabled and with a writer token alike.
 pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]
 
 JSON_HEADERS = {"content-type": "application/json"}
 JOE: dict[str, Any] = {"first_name": "Joe", "last_name": "Smith"}
 
-# Names that break §2: upper case, spaces, bad first character, too long, other characters.
+# Names that break the rule: upper case, spaces, bad first character, too long, other characters.
 BAD_NAMES = [
     "JSmith",
     "jSmith",

@@ -1,4 +1,4 @@
-"""Crash test (SPEC §6, issue 5): SIGKILL the server mid-load, restart it, lose nothing.
+"""Crash test: SIGKILL the server mid-load, restart it, lose nothing.
 
 `python -m app serve` runs over a database of its own (a fresh SQLite file, or
 a fresh PostgreSQL database on the TEST_POSTGRES_URL server). WRITERS clients

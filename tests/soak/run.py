@@ -1,4 +1,4 @@
-"""Soak test (issue 5): many clients against `serve --workers N`, then check that nothing was lost.
+"""Soak test: many clients against `serve --workers N`, then check that nothing was lost.
 
     python -m tests.soak.run --seconds 60 --clients 64 --workers 4 --database postgresql
 
