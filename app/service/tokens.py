@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import Actor, Role, digest, new_secret, same_digest
 from app.errors import InvalidToken, TokenExists, TokenNotFound, Unauthenticated
 from app.names import is_valid_name
+from app.reads import tokens as token_reads
 from app.repository import tokens as token_repo
 from app.repository.tokens import TokenRow
 from app.service.audit import as_utc, now, record
@@ -130,7 +131,7 @@ async def authenticate(
     Reads only: a revoked token is gone, an expired one is past its time.
     """
     presented = digest(secret)
-    row = await token_repo.by_digest(session, digest=presented)
+    row = await token_reads.by_digest(session, digest=presented)
     moment = now()
     if row is None or not same_digest(row.digest, presented):
         raise Unauthenticated()

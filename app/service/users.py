@@ -11,6 +11,7 @@ from app.auth import Actor
 from app.errors import InvalidName, UserExists, UseridMismatch, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
+from app.reads import users as user_reads
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
@@ -30,7 +31,7 @@ async def get_user(session: AsyncSession, *, userid: str) -> Tagged[str]:
     # A name that breaks the rule cannot exist: no need to ask the database.
     if not is_valid_name(userid):
         raise UserNotFound(userid)
-    found = await user_repo.get_record(session, userid=userid)
+    found = await user_reads.get_record(session, userid=userid)
     if found is None:
         raise UserNotFound(userid)
     user_id, version, record = found
