@@ -17,7 +17,7 @@ from app.repository import memberships
 from app.repository import users as user_repo
 from app.schemas import UserRecord, UserRecordIn
 from app.service.audit import record as audit
-from app.service.common import Tagged, check, group_ids, retried
+from app.service.common import Tagged, check, find_groups, retried
 
 
 def _check_userid(userid: str, given: str | None) -> None:
@@ -46,7 +46,8 @@ async def create_user(
         raise InvalidName("userid", userid)
     _check_userid(userid, record.userid)
     async with session.begin():
-        new_groups = sorted(await group_ids(session, record.groups))
+        found = await find_groups(session, record.groups)
+        new_groups = sorted(found.ids)
         # Their member lists change: lock them (groups before users, always).
         await group_repo.lock_ids(session, ids=new_groups)
         try:
@@ -56,6 +57,8 @@ async def create_user(
             )
         except IntegrityError:
             raise UserExists(userid) from None
+        # Only now, as the target's state comes first: unknown groups roll it back.
+        found.require_all()
         await memberships.add_for_user(session, user_id=user_id, group_ids=new_groups)
         await group_repo.bump(session, ids=new_groups)
         stored = UserRecord(
@@ -117,7 +120,8 @@ async def update_user(
         seen = await user_repo.find(session, userid=userid)
         if seen is None:
             raise UserNotFound(userid)
-        wanted = None if groups is None else await group_ids(session, groups)
+        found = None if groups is None else await find_groups(session, groups)
+        wanted = None if found is None else found.ids
         first_seen = await memberships.group_ids_of(session, user_id=seen.id)
         # Lock the groups whose member lists change before the user, as every
         # writer does, so that two writers never wait for each other.
@@ -127,6 +131,8 @@ async def update_user(
         if user is None:
             raise UserNotFound(userid)
         check(if_match, f"User {userid!r}", user.id, user.version)
+        if found is not None:
+            found.require_all()
         current = await memberships.group_ids_of(session, user_id=user.id)
         current_names = await group_repo.names_of(session, ids=sorted(current))
         before = UserRecord(
