@@ -19,8 +19,10 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.names import (
+    NAME_LENGTH,
     NAME_PATTERN,
     NAME_RULE,
+    PERSON_NAME_LENGTH,
     PERSON_NAME_RULE,
     is_valid_name,
     is_valid_person_name,
@@ -59,7 +61,7 @@ def _check_unique(values: list[T]) -> list[T]:
 NAME_SCHEMA = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 64,
+    "maxLength": NAME_LENGTH,
     "pattern": NAME_PATTERN,
     "description": f"A name that {NAME_RULE}.",
 }
@@ -67,7 +69,7 @@ Name = Annotated[str, AfterValidator(_check_name), WithJsonSchema(NAME_SCHEMA)]
 PersonName = Annotated[
     str,
     AfterValidator(_check_person_name),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256}),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": PERSON_NAME_LENGTH}),
 ]
 NameList = Annotated[
     list[Name],

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.auth import AdminRoute, CurrentActor
+from app.api.access import AdminRoute, CurrentActor
 from app.api.deps import ReaderSession, WriterSession
 from app.api.docs import BODY_ERRORS, problem_responses
 from app.auth import parse_duration

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from app.api.auth import GuardedRoute
+from app.api.access import GuardedRoute
 
 # Readers may read the description of the API, as they may read the data.
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)

@@ -19,10 +19,10 @@ from scim2_models import (
     User,
 )
 
+from app.clock import as_utc
 from app.names import NAME_RULE, PERSON_NAME_RULE, is_valid_name, is_valid_person_name
 from app.repository.scim import EmailRow
 from app.scim.errors import ScimError, invalid_value
-from app.service.audit import as_utc
 from app.service.scim_groups import ScimGroup, ScimGroupView
 from app.service.scim_users import ScimUser, ScimUserView
 

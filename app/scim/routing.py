@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from scim2_models import ResponseParameters
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.api.auth import GuardedRoute
+from app.api.access import GuardedRoute
 from app.api.body import is_json, read_limited
 from app.api.problems import HTTPProblem
 from app.auth import Role

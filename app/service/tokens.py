@@ -9,12 +9,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Actor, Role, digest, new_secret, same_digest
+from app.clock import as_utc, now
 from app.errors import InvalidToken, TokenExists, TokenNotFound, Unauthenticated
 from app.names import is_valid_name
 from app.reads import tokens as token_reads
 from app.repository import tokens as token_repo
 from app.repository.tokens import TokenRow
-from app.service.audit import as_utc, now, record
+from app.service.audit import record
 from app.service.common import retried
 
 # last_used_at is written at most this often per token: a write per request
