@@ -20,6 +20,10 @@ PERSON_NAME_RULE = f"must be 1-{PERSON_NAME_LENGTH} characters with no control c
 SEARCH_RULE = f"must be at most {PERSON_NAME_LENGTH} characters with no control characters"
 
 _NAME = re.compile(_NAME_BODY)
+# The person-name rule as a JSON Schema pattern: no control character (Cc).
+# Lone surrogates (Cs), refused too, cannot be written in it: many regular
+# expression engines (Rust's, so schemathesis) reject the whole pattern then.
+NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
 # Control characters, and lone surrogates that no database can store.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs"})
 

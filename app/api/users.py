@@ -36,7 +36,7 @@ from app.errors import (
     UseridMismatch,
     UserNotFound,
 )
-from app.names import PERSON_NAME_LENGTH
+from app.names import NO_CONTROL_PATTERN, PERSON_NAME_LENGTH
 from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
@@ -230,6 +230,7 @@ async def list_users(
         Query(
             max_length=PERSON_NAME_LENGTH,
             description="Case-insensitive part of userid, first or last name.",
+            json_schema_extra={"pattern": NO_CONTROL_PATTERN},
         ),
     ] = None,
 ) -> Response:
