@@ -53,3 +53,33 @@ async def test_the_shared_session_refuses_a_read_that_needs_a_transaction(
         return
     with pytest.raises(SharedSessionMisuse):
         await user_reads.page(session, after=None, limit=1, search="x")
+
+
+async def _found(client: httpx.AsyncClient, q: str) -> list[str]:
+    response = await client.get("/users", params={"q": q})
+    assert response.status_code == 200, response.text
+    return [user["userid"] for user in response.json()["items"]]
+
+
+async def test_searches_through_the_substring_index_follow_every_change(
+    client: httpx.AsyncClient,
+) -> None:
+    for userid, first, last in [
+        ("jdoe", "Joe", "Smith"),
+        ("mjones", "Mary", 'O"Smithers'),
+        ("x_1", "Ann", "100%"),
+    ]:
+        body = {"first_name": first, "last_name": last}
+        assert (await client.post(f"/users/{userid}", json=body)).status_code == 201
+    # Three characters or more: the index; fewer: a scan. The same answers.
+    assert await _found(client, "SMITH") == ["jdoe", "mjones"]
+    assert await _found(client, "sm") == ["jdoe", "mjones"]
+    assert await _found(client, '"smi') == ["mjones"]
+    assert await _found(client, "0%") == ["x_1"]
+    assert await _found(client, "x_1") == ["x_1"]
+    patch = {"last_name": "Brown"}
+    assert (await client.patch("/users/jdoe", json=patch)).status_code == 200
+    assert await _found(client, "smith") == ["mjones"]
+    assert await _found(client, "rown") == ["jdoe"]
+    assert (await client.delete("/users/mjones")).status_code == 204
+    assert await _found(client, "smith") == []

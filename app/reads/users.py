@@ -6,7 +6,18 @@ from functools import partial
 from itertools import product
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Integer, Select, String, bindparam, func, literal_column, or_, select
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +47,18 @@ async def get_record(session: AsyncSession, *, userid: str) -> tuple[int, int, s
     return user_id, version, record
 
 
-def _filtered(query: Select[*Row], *, after: bool, group: bool, search: bool) -> Select[*Row]:
+# How a search finds its users: none, a LIKE scan, or the substring index
+# (alembic 0006). The index holds trigrams, so it serves a search of three
+# characters or more; PostgreSQL's planner picks its pg_trgm index for the
+# same LIKE by itself, SQLite's FTS5 table is asked by name.
+NO_SEARCH, SCAN, INDEXED = "", "scan", "indexed"
+_SEARCHES = (NO_SEARCH, SCAN, INDEXED)
+_TRIGRAM = 3
+
+
+def _filtered(
+    query: Select[*Row], *, dialect_name: str, after: bool, group: bool, search: str
+) -> Select[*Row]:
     """A page of `query` over users: userid order, :limit rows after :after, filters."""
     # SQLite's compiler always writes an OFFSET; the statement is compiled once
     # (app.reads.fast.compile_sqlite), so it is a named parameter, as :limit.
@@ -48,7 +70,10 @@ def _filtered(query: Select[*Row], *, after: bool, group: bool, search: bool) ->
             Membership.group_id
             == select(Group.id).where(Group.name == bindparam("group")).scalar_subquery()
         )
-    if search:
+    if search == INDEXED and dialect_name == "sqlite":
+        found = text("SELECT rowid FROM users_search WHERE users_search MATCH :match")
+        query = query.where(User.id.in_(found.columns(column("rowid", Integer))))
+    elif search:
         pattern = bindparam("pattern", type_=String())
         query = query.where(
             or_(
@@ -59,19 +84,20 @@ def _filtered(query: Select[*Row], *, after: bool, group: bool, search: bool) ->
     return query.limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer))
 
 
-def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Select[str, str]:
+def _page(dialect_name: str, *, after: bool, group: bool, search: str) -> Select[str, str]:
     """(userid, record JSON) of a page of users (keyset, _filtered), in one statement.
 
     SQLite builds each record with its correlated subquery (as a lookup
     does); PostgreSQL runs one subquery per row slower than one join of the
     page with its memberships, grouped.
     """
-    filters = {"after": after, "group": group, "search": search}
+
+    def filtered(query: Select[*Row]) -> Select[*Row]:
+        return _filtered(query, dialect_name=dialect_name, after=after, group=group, search=search)
+
     if dialect_name != "postgresql":
-        return _filtered(select(User.userid, record_json(dialect_name)), **filters)
-    page = _filtered(
-        select(User.id, User.userid, User.first_name, User.last_name), **filters
-    ).subquery()
+        return filtered(select(User.userid, record_json(dialect_name)))
+    page = filtered(select(User.id, User.userid, User.first_name, User.last_name)).subquery()
     names = func.json_agg(aggregate_order_by(Group.name, Group.name)).filter(Group.id.is_not(None))
     groups = func.coalesce(names, literal_column("'[]'::json"))
     record = json_record(
@@ -97,11 +123,11 @@ def _page(dialect_name: str, *, after: bool, group: bool, search: bool) -> Selec
 # page reads at most `limit` users along the userid index, a bounded read
 # that may take the fast path; a group or a search can scan the users table.
 _PAGES = {
-    flags: SingleRead(
-        partial(_page, after=flags[0], group=flags[1], search=flags[2]),
-        point=not (flags[1] or flags[2]),
+    (after, group, search): SingleRead(
+        partial(_page, after=after, group=group, search=search),
+        point=not (group or search),
     )
-    for flags in product((False, True), repeat=3)
+    for after, group, search in product((False, True), (False, True), _SEARCHES)
 }
 
 
@@ -119,9 +145,14 @@ async def page(
         parameters["after"] = after
     if group is not None:
         parameters["group"] = group
+    how = NO_SEARCH
     if search:
-        parameters["pattern"] = "%" + _escape_like(search.casefold()) + "%"
-    statement = _PAGES[(after is not None, group is not None, bool(search))]
+        folded = search.casefold()
+        how = INDEXED if len(folded) >= _TRIGRAM else SCAN
+        # An FTS5 phrase: the text as it is, its quotes doubled.
+        parameters["match"] = '"' + folded.replace('"', '""') + '"'
+        parameters["pattern"] = "%" + _escape_like(folded) + "%"
+    statement = _PAGES[(after is not None, group is not None, how)]
     return [(userid, record) for userid, record in await statement.rows(session, parameters)]
 
 
