@@ -79,6 +79,11 @@ _DURATION = re.compile(r"([0-9]{1,12})([smhd])")
 # would only be a typo, and past year 9999 an expiry cannot be stored.
 MAX_DURATION_SECONDS = 36500 * 86400
 DURATION_RULE = "must be a duration such as 90s, 15m, 12h or 30d, of at most 36500d"
+# What the OpenAPI document states, so that a client can check it first:
+# 1 to 36500 of any unit, without leading zeros. It says no more than the
+# rule above (36500 is the most days), and a little less for s, m and h,
+# whose larger counts JSON Schema could only list digit by digit.
+DURATION_PATTERN = r"^([1-9][0-9]{0,3}|[12][0-9]{4}|3[0-5][0-9]{3}|36[0-4][0-9]{2}|36500)[smhd]$"
 
 
 def parse_duration(text: str) -> int | None:

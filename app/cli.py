@@ -32,6 +32,7 @@ from app.db import Database, create_database
 from app.errors import DomainError
 from app.logs import log_config
 from app.migrations import current_revision, head_revision, upgrade
+from app.names import NAME_LENGTH
 from app.service import audit, bulk, tokens
 from app.settings import Settings, SettingsError, get_settings
 from app.timestamps import parse_timestamp
@@ -60,9 +61,20 @@ def _with_session(settings: Settings, use_case: Callable[[AsyncSession], Awaitab
     return _run(settings, work)
 
 
+def _with_reader(settings: Settings, use_case: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run a use case that only reads: on SQLite it takes no write lock, so
+    it neither waits for a writer nor makes one wait (a plain BEGIN, app.db)."""
+
+    async def work(database: Database) -> T:
+        async with database.reader() as session:
+            return await use_case(session)
+
+    return _run(settings, work)
+
+
 def _operator() -> Actor:
     """The audit log names a change made here after the local account that made it."""
-    return Actor(name=f"cli:{getpass.getuser()}"[:64], role=Role.admin)
+    return Actor(name=f"cli:{getpass.getuser()}"[:NAME_LENGTH], role=Role.admin)
 
 
 def is_loopback(host: str) -> bool:
@@ -180,7 +192,7 @@ def token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def token_list(_args: argparse.Namespace, settings: Settings) -> int:
-    found = _with_session(settings, tokens.list_tokens)
+    found = _with_reader(settings, tokens.list_tokens)
     print(f"{'NAME':<24} {'ROLE':<7} {'CREATED':<25} {'LAST USED':<25} EXPIRES")
     for info in found:
         print(
@@ -204,7 +216,7 @@ def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def audit_list(args: argparse.Namespace, settings: Settings) -> int:
-    page = _with_session(
+    page = _with_reader(
         settings,
         lambda session: audit.list_entries(
             session,

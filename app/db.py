@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.fastread import FAST_READER, FastReader
+from app.reads.fast import FAST_READER, FastReader
+from app.reads.statement import SHARED_SESSION
 from app.settings import Settings
 
 # Read-only use cases run on an engine view carrying this option, so that on
@@ -35,14 +36,14 @@ class Database:
     shared_statement_session: AsyncSession | None = None
 
     def statement_reader(self) -> AsyncSession:
-        """A session for a use case that reads with one statement (repository.common.SingleRead).
+        """A session for a point lookup of app.reads (SingleRead with point=True).
 
         On the fast reader such a read never begins the session's transaction
         (the session only carries the reader, in Session.info), so one session
         made at start serves all of them at once: making a session per lookup
-        was about a tenth of its cost (#7). Its autobegin is off, so a
-        statement sent through it by mistake fails loudly. Elsewhere: a new
-        reader session.
+        was about a tenth of its cost. Its autobegin is off, and a read that
+        needs a transaction refuses it, so a misuse fails loudly. Elsewhere:
+        a new reader session.
         """
         return self.shared_statement_session or self.reader()
 
@@ -88,7 +89,7 @@ def create_database(settings: Settings) -> Database:
         autoflush=False,
         # Every read runs in an explicit session.begin() (or on the fast
         # reader): a stray statement outside one is an error, never a
-        # connection left checked out (app.api.deps.reader_session).
+        # connection left checked out (app.reads).
         autobegin=False,
         info={FAST_READER: fast_reader} if fast_reader is not None else {},
     )
@@ -97,8 +98,14 @@ def create_database(settings: Settings) -> Database:
         writer=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
         reader=reader,
         fast_reader=fast_reader,
-        shared_statement_session=reader() if fast_reader is not None else None,
+        shared_statement_session=_shared(reader) if fast_reader is not None else None,
     )
+
+
+def _shared(reader: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    session = reader()
+    session.info[SHARED_SESSION] = True
+    return session
 
 
 def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.names import NAME_RULE, is_valid_name
+from app.names import NAME_RULE, SEARCH_RULE, is_valid_name
 
 
 class DomainError(Exception):
@@ -150,8 +150,7 @@ class InvalidCursor(Invalid):
 
 class InvalidSearch(Invalid):
     def __init__(self) -> None:
-        message = "must be at most 256 characters with no control characters"
-        super().__init__(f"The search text q {message}.", [FieldProblem("q", message)])
+        super().__init__(f"The search text q {SEARCH_RULE}.", [FieldProblem("q", SEARCH_RULE)])
 
 
 class NullField(Invalid):

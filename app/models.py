@@ -21,8 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-NAME_LENGTH = 64
-PERSON_NAME_LENGTH = 256
+from app.names import NAME_LENGTH, PERSON_NAME_LENGTH
+
 # SCIM strings (displayName, externalId, emails): 256 characters; their
 # case-insensitive keys are casefold()ed, which can triple a character.
 SCIM_TEXT_LENGTH = 256
@@ -156,7 +156,7 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    actor: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(NAME_LENGTH))
     action: Mapped[str] = mapped_column(String(32))
     # "users/jsmith", "groups/admins", "groups/admins/members/jsmith", "tokens/ci"
     resource: Mapped[str] = mapped_column(String(160))

@@ -18,9 +18,13 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from app.auth import DURATION_PATTERN
 from app.names import (
+    NAME_LENGTH,
     NAME_PATTERN,
     NAME_RULE,
+    NO_CONTROL_PATTERN,
+    PERSON_NAME_LENGTH,
     PERSON_NAME_RULE,
     is_valid_name,
     is_valid_person_name,
@@ -59,15 +63,23 @@ def _check_unique(values: list[T]) -> list[T]:
 NAME_SCHEMA = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 64,
+    "maxLength": NAME_LENGTH,
     "pattern": NAME_PATTERN,
     "description": f"A name that {NAME_RULE}.",
 }
 Name = Annotated[str, AfterValidator(_check_name), WithJsonSchema(NAME_SCHEMA)]
-PersonName = Annotated[
-    str,
-    AfterValidator(_check_person_name),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256}),
+PERSON_NAME_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": PERSON_NAME_LENGTH,
+    "pattern": NO_CONTROL_PATTERN,
+}
+PersonName = Annotated[str, AfterValidator(_check_person_name), WithJsonSchema(PERSON_NAME_SCHEMA)]
+# In a merge patch: absent keeps the name; null is refused (a name cannot be
+# removed), so the document shows only the string it may be.
+PatchedPersonName = Annotated[
+    PersonName | None,
+    WithJsonSchema(PERSON_NAME_SCHEMA | {"description": "If sent, the new name; never null."}),
 ]
 NameList = Annotated[
     list[Name],
@@ -118,8 +130,8 @@ class UserPatch(BaseModel):
         json_schema_extra={"examples": [{"last_name": "Smith-Jones"}, {"groups": ["users"]}]},
     )
 
-    first_name: PersonName | None = None
-    last_name: PersonName | None = None
+    first_name: PatchedPersonName = None
+    last_name: PatchedPersonName = None
     # null removes every group, as an absent list means none.
     groups: NameList | None = None
     userid: Annotated[
@@ -207,7 +219,9 @@ class TokenCreate(BaseModel):
     name: Name
     role: Literal["reader", "writer", "admin"]
     expires_in: str | None = Field(
-        default=None, description="A duration such as 90s, 15m, 12h or 30d; none: never."
+        default=None,
+        description="A duration such as 90s, 15m, 12h or 30d; none: never.",
+        json_schema_extra={"pattern": DURATION_PATTERN},
     )
 
 

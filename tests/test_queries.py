@@ -40,7 +40,7 @@ class Statement:
 @contextmanager
 def captured(database: Database) -> Iterator[list[Statement]]:
     """The statements run inside the block, noise left out: through the engine, and
-    through SQLite's fast reader (app.fastread), which bypasses it."""
+    through SQLite's fast reader (app.reads.fast), which bypasses it."""
     statements: list[Statement] = []
 
     def record(

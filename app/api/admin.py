@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from app.api.auth import AdminRoute, CurrentActor
-from app.api.deps import ReaderSession, WriterSession
+from app.api.access import AdminRoute, CurrentActor
+from app.api.deps import ReaderSession, TokenPath, WriterSession
 from app.api.docs import BODY_ERRORS, problem_responses
 from app.auth import DURATION_RULE, parse_duration
 from app.errors import InvalidCursor, InvalidToken, TokenExists, TokenNotFound
@@ -70,7 +70,7 @@ async def create_token(
     response_class=Response,
     responses=problem_responses(TokenNotFound("ci")),
 )
-async def revoke_token(name: str, session: WriterSession, actor: CurrentActor) -> Response:
+async def revoke_token(name: TokenPath, session: WriterSession, actor: CurrentActor) -> Response:
     """Revoke an API token: it stops working at once."""
     await tokens.revoke_token(session, actor=actor, name=name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

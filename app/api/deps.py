@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.errors import ListTooLong
+from app.names import NAME_LENGTH, NAME_PATTERN
 
 
 async def get_database(request: Request) -> Database:
@@ -46,17 +47,32 @@ async def writer_session(
 ReaderSession = Annotated[AsyncSession, Depends(reader_session)]
 WriterSession = Annotated[AsyncSession, Depends(writer_session)]
 
-# Path names are not constrained here: a lookup of a name that breaks the
-# rule is a 404 and a creation a 422 with the rule, which the service decides.
+# The name rule is stated in the document (a generated client checks it
+# before sending) but not enforced here: a lookup of a name that breaks it is
+# a 404 and a creation a 422 with the rule, which the service decides.
+NAME_RULE_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": NAME_LENGTH,
+    "pattern": NAME_PATTERN,
+}
 _USERID = ("userid", "The user's id.", "jsmith")
 _GROUP = ("name", "The group's name.", "admins")
-UseridPath = Annotated[str, Path(description=_USERID[1], examples=[_USERID[2]])]
-GroupPath = Annotated[str, Path(description=_GROUP[1], examples=[_GROUP[2]])]
+_TOKEN = ("name", "The token's name.", "ci")
+
+
+def _named(description: str, example: str) -> Any:
+    return Path(description=description, examples=[example], json_schema_extra=NAME_RULE_SCHEMA)
+
+
+UseridPath = Annotated[str, _named(*_USERID[1:])]
+GroupPath = Annotated[str, _named(*_GROUP[1:])]
+TokenPath = Annotated[str, _named(*_TOKEN[1:])]
 
 
 def _path_parameter(name: str, description: str, example: str) -> dict[str, Any]:
     """A string path parameter in OpenAPI, as FastAPI declares one (tests compare)."""
     schema = {"type": "string", "description": description, "examples": [example]}
+    schema |= NAME_RULE_SCHEMA
     return {
         "name": name,
         "in": "path",

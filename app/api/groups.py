@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
-from app.api.auth import CurrentActor, GuardedRoute
+from app.api.access import CurrentActor, GuardedRoute
 from app.api.deps import (
     GROUP_PARAMETER,
     GroupPath,

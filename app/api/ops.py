@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import metrics
-from app.api.auth import GuardedRoute
+from app.api.access import GuardedRoute
 from app.api.problems import PROBLEM_JSON, http_problem
 from app.db import Database
 from app.migrations import current_revision, head_revision

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from app.api.auth import CurrentActor, GuardedRoute
+from app.api.access import CurrentActor, GuardedRoute
 from app.api.deps import (
     USERID_PARAMETER,
     ListLimit,
@@ -36,6 +36,7 @@ from app.errors import (
     UseridMismatch,
     UserNotFound,
 )
+from app.names import NO_CONTROL_PATTERN, PERSON_NAME_LENGTH
 from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
@@ -226,7 +227,11 @@ async def list_users(
     group: Annotated[str | None, Query(description="Only members of this group.")] = None,
     q: Annotated[
         str | None,
-        Query(max_length=256, description="Case-insensitive part of userid, first or last name."),
+        Query(
+            max_length=PERSON_NAME_LENGTH,
+            description="Case-insensitive part of userid, first or last name.",
+            json_schema_extra={"pattern": NO_CONTROL_PATTERN},
+        ),
     ] = None,
 ) -> Response:
     """List users sorted by userid, a page at a time, optionally filtered."""

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.api.auth import CurrentActor, GuardedRoute
+from app.api.access import CurrentActor, GuardedRoute
 from app.api.docs import problem_responses
 
 router = APIRouter(tags=["whoami"], route_class=GuardedRoute)

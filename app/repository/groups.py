@@ -6,11 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import (
     BigInteger,
-    Select,
     String,
-    Text,
-    bindparam,
-    cast,
     delete,
     func,
     insert,
@@ -19,41 +15,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Group, Membership, User
+from app.models import Group
 from app.repository.common import (
     NO_SYNC,
     GroupRow,
-    SingleRead,
     dialect,
     in_list,
-    sorted_json_array,
 )
 
 _COLUMNS = (Group.id, Group.name, Group.version)
-
-
-def _with_members(dialect_name: str) -> Select[int, str, int, str]:
-    """The group and its members' userids as one sorted JSON array text, built in SQL."""
-    members = sorted_json_array(
-        dialect_name,
-        User.userid,
-        on=Membership.user_id == User.id,
-        where=Membership.group_id == Group.id,
-        outer=Group,
-    )
-    return select(*_COLUMNS, cast(members, Text)).where(Group.name == bindparam("name"))
-
-
-_WITH_MEMBERS = SingleRead(_with_members)
-
-
-async def get_with_members(session: AsyncSession, *, name: str) -> tuple[GroupRow, str] | None:
-    """The group and the JSON array of its members' sorted userids, in one statement."""
-    rows = await _WITH_MEMBERS.rows(session, {"name": name})
-    if not rows:
-        return None
-    row = rows[0]
-    return GroupRow(*row[:3]), row[3]
 
 
 async def find(session: AsyncSession, *, name: str) -> GroupRow | None:
@@ -137,18 +107,3 @@ async def names_of(session: AsyncSession, *, ids: Sequence[int]) -> list[str]:
         select(Group.name).where(in_list(session, Group.id, ids, BigInteger())).order_by(Group.name)
     )
     return list(rows)
-
-
-async def page(session: AsyncSession, *, after: str | None, limit: int) -> list[tuple[str, int]]:
-    """Up to `limit` groups after the name `after`, in name order, with member counts."""
-    groups = select(Group.id, Group.name).order_by(Group.name).limit(limit)
-    if after is not None:
-        groups = groups.where(Group.name > after)
-    chosen = groups.subquery()
-    counted = (
-        select(chosen.c.name, func.count(Membership.user_id))
-        .outerjoin(Membership, Membership.group_id == chosen.c.id)
-        .group_by(chosen.c.id, chosen.c.name)
-        .order_by(chosen.c.name)
-    )
-    return [(name, int(count)) for name, count in await session.execute(counted)]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Token
-from app.repository.common import NO_SYNC, SingleRead
+from app.repository.common import NO_SYNC
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,7 @@ class TokenRow:
     expires_at: datetime | None
 
 
-_COLUMNS = (
+COLUMNS = (
     Token.id,
     Token.name,
     Token.role,
@@ -36,31 +34,13 @@ _COLUMNS = (
 )
 
 
-_BY_DIGEST = SingleRead(lambda _: select(*_COLUMNS).where(Token.digest == bindparam("digest")))
-
-
-async def by_digest(session: AsyncSession, *, digest: str) -> TokenRow | None:
-    """The token with this digest: every authenticated request asks, so SQLite
-    answers it on the fast path (app.fastread)."""
-    rows = await _BY_DIGEST.rows(session, {"digest": digest})
-    return TokenRow(*_sqlite_times(rows[0])) if rows else None
-
-
-def _sqlite_times(row: Sequence[Any]) -> list[Any]:
-    # The sqlite3 module hands back SQLAlchemy's stored text, not datetimes.
-    return [
-        datetime.fromisoformat(value) if index >= 4 and isinstance(value, str) else value
-        for index, value in enumerate(row)
-    ]
-
-
 async def by_name(session: AsyncSession, *, name: str) -> TokenRow | None:
-    row = (await session.execute(select(*_COLUMNS).where(Token.name == name))).one_or_none()
+    row = (await session.execute(select(*COLUMNS).where(Token.name == name))).one_or_none()
     return None if row is None else TokenRow(*row)
 
 
 async def all_tokens(session: AsyncSession) -> list[TokenRow]:
-    return [TokenRow(*row) for row in await session.execute(select(*_COLUMNS).order_by(Token.name))]
+    return [TokenRow(*row) for row in await session.execute(select(*COLUMNS).order_by(Token.name))]
 
 
 async def insert_token(

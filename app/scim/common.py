@@ -15,7 +15,7 @@ from scim2_models import ResponseParameters
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import preconditions
-from app.api.auth import GuardedRoute
+from app.api.access import GuardedRoute
 from app.auth import Role
 from app.errors import Busy, DomainError, ListTooLong
 from app.http_common import HTTPProblem, internal_error_detail, is_json, read_limited

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from scim2_models import Context, Group, ListResponse, ResponseParameters, SearchRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.auth import CurrentActor
+from app.api.access import CurrentActor
 from app.api.deps import ReaderSession, WriterSession
 from app.auth import Actor
 from app.scim import filters

@@ -19,6 +19,7 @@ from scim2_models import (
     User,
 )
 
+from app.clock import as_utc
 from app.names import (
     NAME_RULE,
     PERSON_NAME_RULE,
@@ -28,7 +29,6 @@ from app.names import (
 )
 from app.repository.scim import EmailRow
 from app.scim.errors import ScimError, invalid_value
-from app.service.audit import as_utc
 from app.service.scim_groups import ScimGroup, ScimGroupView
 from app.service.scim_users import ScimUser, ScimUserView
 

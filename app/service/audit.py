@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import cursors
 from app.auth import Actor
+from app.clock import as_utc, now
 from app.errors import InvalidCursor
 from app.repository import audit as audit_repo
 from app.service.common import retried
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    # SQLite keeps no time zone; everything stored is UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def record(

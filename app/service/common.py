@@ -6,6 +6,7 @@ import asyncio
 import functools
 import random
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -68,10 +69,28 @@ def check(if_match: IfMatch | None, what: str, row_id: int, version: int) -> Non
         raise PreconditionFailed(what, current)
 
 
-async def group_ids(session: AsyncSession, names: Sequence[str]) -> set[int]:
-    """The ids of these groups, which must all exist (422 listing those that do not)."""
+@dataclass(frozen=True)
+class FoundGroups:
+    """The groups a request names: those that exist, and those that do not.
+
+    A reference to a group that does not exist is the last error a write
+    reports, after the target's existence and its preconditions (the order
+    of errors in docs/contract.md), so finding them and refusing them are
+    two steps.
+    """
+
+    names: Sequence[str]
+    ids: set[int]
+    unknown: list[str]
+
+    def require_all(self) -> set[int]:
+        """The ids, when every group exists; else 422 listing those that do not."""
+        if self.unknown:
+            raise UnknownGroups(self.unknown, self.names)
+        return self.ids
+
+
+async def find_groups(session: AsyncSession, names: Sequence[str]) -> FoundGroups:
+    """These groups, their keys shared until commit (group_repo.find_many)."""
     found = await group_repo.find_many(session, names=names)
-    unknown = sorted(set(names) - found.keys())
-    if unknown:
-        raise UnknownGroups(unknown, names)
-    return set(found.values())
+    return FoundGroups(names, set(found.values()), sorted(set(names) - found.keys()))

@@ -11,6 +11,7 @@ from app.auth import Actor
 from app.errors import GroupExists, GroupHasNoMembers, GroupNotFound, InvalidName
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
+from app.reads import groups as group_reads
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
@@ -24,7 +25,7 @@ async def get_members(session: AsyncSession, *, name: str) -> Tagged[str]:
     """The group's members' sorted userids, as the JSON array the answer carries."""
     if not is_valid_name(name):
         raise GroupNotFound(name)
-    found = await group_repo.get_with_members(session, name=name)
+    found = await group_reads.get_with_members(session, name=name)
     if found is None:
         raise GroupNotFound(name)
     group, members = found

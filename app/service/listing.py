@@ -1,4 +1,4 @@
-"""Use cases of the collections: keyset pages of users and of groups."""
+"""Use cases of the collections: keyset pages of users and of groups (app.reads)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import cursors
 from app.errors import InvalidSearch
 from app.names import is_valid_name, is_valid_person_name
-from app.repository import groups as group_repo
-from app.repository import users as user_repo
+from app.reads import groups as group_reads
+from app.reads import users as user_reads
 from app.schemas import GroupSummary
 from app.service.common import retried
 
@@ -40,9 +40,8 @@ async def list_users(
     if group is not None and not is_valid_name(group):
         # No group can have that name, so no user is in it.
         return Page([], None)
-    # One statement (records built by the database): atomic by itself.
     # One row more than asked tells whether there is a next page.
-    rows = await user_repo.page(session, after=after, limit=limit + 1, group=group, search=q)
+    rows = await user_reads.page(session, after=after, limit=limit + 1, group=group, search=q)
     shown = rows[:limit]
     more = len(rows) > limit
     return Page(
@@ -55,8 +54,7 @@ async def list_groups(
     session: AsyncSession, *, limit: int, cursor: str | None = None
 ) -> Page[GroupSummary]:
     after = cursors.decode("groups", cursor)
-    async with session.begin():
-        rows = await group_repo.page(session, after=after, limit=limit + 1)
+    rows = await group_reads.page(session, after=after, limit=limit + 1)
     shown = rows[:limit]
     items = [GroupSummary(name=name, member_count=count) for name, count in shown]
     more = len(rows) > limit

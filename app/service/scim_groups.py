@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Actor
 from app.errors import Busy, DisplayNameTaken, GroupNotFound
-from app.models import NAME_LENGTH
-from app.names import ascii_lower, is_valid_name
+from app.names import NAME_LENGTH, ascii_lower, is_valid_name
 from app.preconditions import IfMatch, etag
 from app.repository import scim as scim_repo
 from app.repository.scim import ScimGroupRow

@@ -18,11 +18,13 @@ from app.auth import (
     new_secret,
     same_digest,
 )
+from app.clock import as_utc, now
 from app.errors import InvalidToken, TokenExists, TokenNotFound, Unauthenticated
 from app.names import is_valid_name
+from app.reads import tokens as token_reads
 from app.repository import tokens as token_repo
 from app.repository.tokens import TokenRow
-from app.service.audit import as_utc, now, record
+from app.service.audit import record
 from app.service.common import retried
 
 # last_used_at is written at most this often per token: a write per request
@@ -154,7 +156,7 @@ async def authenticate(
     Reads only: a revoked token is gone, an expired one is past its time.
     """
     presented = digest(secret)
-    row = await token_repo.by_digest(session, digest=presented)
+    row = await token_reads.by_digest(session, digest=presented)
     moment = now()
     if row is None or not same_digest(row.digest, presented):
         raise Unauthenticated()

@@ -11,12 +11,13 @@ from app.auth import Actor
 from app.errors import InvalidName, UserExists, UseridMismatch, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
+from app.reads import users as user_reads
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
 from app.schemas import UserRecord, UserRecordIn
 from app.service.audit import record as audit
-from app.service.common import Tagged, check, group_ids, retried
+from app.service.common import Tagged, check, find_groups, retried
 from app.service.member_lists import lock_in_order
 
 
@@ -31,7 +32,7 @@ async def get_user(session: AsyncSession, *, userid: str) -> Tagged[str]:
     # A name that breaks the rule cannot exist: no need to ask the database.
     if not is_valid_name(userid):
         raise UserNotFound(userid)
-    found = await user_repo.get_record(session, userid=userid)
+    found = await user_reads.get_record(session, userid=userid)
     if found is None:
         raise UserNotFound(userid)
     user_id, version, record = found
@@ -46,7 +47,8 @@ async def create_user(
         raise InvalidName("userid", userid)
     _check_userid(userid, record.userid)
     async with session.begin():
-        new_groups = sorted(await group_ids(session, record.groups))
+        found = await find_groups(session, record.groups)
+        new_groups = sorted(found.ids)
         # Their member lists change.
         await lock_in_order(session, groups=new_groups)
         try:
@@ -56,6 +58,8 @@ async def create_user(
             )
         except IntegrityError:
             raise UserExists(userid) from None
+        # Only now, as the target's state comes first: unknown groups roll it back.
+        found.require_all()
         await memberships.add_for_user(session, user_id=user_id, group_ids=new_groups)
         await group_repo.bump(session, ids=new_groups)
         stored = UserRecord(
@@ -117,7 +121,8 @@ async def update_user(
         seen = await user_repo.find(session, userid=userid)
         if seen is None:
             raise UserNotFound(userid)
-        wanted = None if groups is None else await group_ids(session, groups)
+        found = None if groups is None else await find_groups(session, groups)
+        wanted = None if found is None else found.ids
         first_seen = await memberships.group_ids_of(session, user_id=seen.id)
         # The groups whose member lists change, before the user.
         locked = set() if wanted is None else first_seen ^ wanted
@@ -126,6 +131,8 @@ async def update_user(
         if user is None:
             raise UserNotFound(userid)
         check(if_match, f"User {userid!r}", user.id, user.version)
+        if found is not None:
+            found.require_all()
         current = await memberships.group_ids_of(session, user_id=user.id)
         current_names = await group_repo.names_of(session, ids=sorted(current))
         before = UserRecord(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.exc import ProgrammingError
 
-from app.repository import users as user_repo
+from app.reads import users as user_reads
 from app.service import groups as group_service
 from app.service import users as user_service
 from tests.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
@@ -79,7 +79,7 @@ FAILURES = [
     pytest.param(
         group_service, "delete_group", "DELETE", "/groups/admins", None, boom, id="DELETE"
     ),
-    pytest.param(user_repo, "get_record", "GET", "/users/joe", None, sql_failure, id="SQL"),
+    pytest.param(user_reads, "get_record", "GET", "/users/joe", None, sql_failure, id="SQL"),
 ]
 LEAKS = ["boom", "secret", "RuntimeError", "ProgrammingError", "Traceback", 'File "', ".py"]
 LEAKS += ["SELECT", "password", "sqlalchemy", "asyncpg", "sqlite"]

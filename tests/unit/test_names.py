@@ -1,8 +1,22 @@
+"""app.names: the naming rules, and that every layer states the same lengths."""
+
 from __future__ import annotations
 
-import pytest
+import re
 
-from app.names import ascii_lower, is_valid_name, is_valid_person_name
+import pytest
+from sqlalchemy import String
+
+from app.models import Group, User
+from app.names import (
+    NAME_LENGTH,
+    NAME_PATTERN,
+    PERSON_NAME_LENGTH,
+    ascii_lower,
+    is_valid_name,
+    is_valid_person_name,
+)
+from app.schemas import UserRecordIn
 
 
 @pytest.mark.parametrize(
@@ -44,6 +58,30 @@ def test_valid_person_names(name: str) -> None:
 )
 def test_invalid_person_names(name: str) -> None:
     assert not is_valid_person_name(name)
+
+
+def test_the_pattern_and_the_check_agree_on_the_length() -> None:
+    longest = "a" * NAME_LENGTH
+    assert is_valid_name(longest)
+    assert re.fullmatch(NAME_PATTERN, longest)
+    assert not is_valid_name(longest + "a")
+    assert not re.fullmatch(NAME_PATTERN, longest + "a")
+    assert is_valid_person_name("x" * PERSON_NAME_LENGTH)
+    assert not is_valid_person_name("x" * (PERSON_NAME_LENGTH + 1))
+
+
+def test_the_columns_and_the_schemas_take_their_lengths_from_the_rules() -> None:
+    for column, length in [
+        (User.__table__.c.userid, NAME_LENGTH),
+        (Group.__table__.c.name, NAME_LENGTH),
+        (User.__table__.c.first_name, PERSON_NAME_LENGTH),
+    ]:
+        assert isinstance(column.type, String)
+        assert column.type.length == length
+    schema = UserRecordIn.model_json_schema()
+    assert schema["properties"]["first_name"]["maxLength"] == PERSON_NAME_LENGTH
+    assert schema["properties"]["userid"]["maxLength"] == NAME_LENGTH
+    assert schema["properties"]["userid"]["pattern"] == NAME_PATTERN
 
 
 def test_ascii_lower_lowers_a_to_z_only() -> None:

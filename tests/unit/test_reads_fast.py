@@ -1,12 +1,12 @@
-"""app.fastread: statements compiled once for the fast reader."""
+"""app.reads.fast: statements compiled once for the fast reader."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import bindparam, select
 
-from app.fastread import compile_sqlite
 from app.models import User
+from app.reads.fast import compile_sqlite
 
 
 def test_named_parameters_compile_to_sqlite_sql() -> None:
