@@ -69,7 +69,7 @@ def create_database(settings: Settings) -> Database:
             # No overflow: an overflow connection is closed as soon as it is
             # returned to a full pool, and under load PostgreSQL then forks a
             # backend per request; that churn made GET /users/{id}'s p99 1.5 s
-            # (20 kept connections: 47 ms, at twice the req/s; #7).
+            # (20 kept connections: 47 ms, at twice the req/s).
             "max_overflow": 0,
             "pool_timeout": settings.db_pool_timeout,
         }

@@ -69,7 +69,7 @@ class User(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # SCIM-only attributes (SPEC §5.8); the §3 record does not show them.
+    # SCIM-only attributes; the contract's record does not show them.
     active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     external_id: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
     display_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))

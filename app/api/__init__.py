@@ -49,13 +49,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # SPEC §3: a body without Content-Type is JSON.
+        # The contract: a body without Content-Type is JSON.
         strict_content_type=False,
         # Paths are exact: /users/ is not /users (a redirect would turn a
         # POST to an empty userid into a 405 on the collection).
         redirect_slashes=False,
         # FastAPI's native OpenTelemetry hooks cost about 13 % of a request
-        # even with no exporter; our metrics and logs are our own (issue 5).
+        # even with no exporter; our metrics and logs are our own.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         # /openapi.json is app.api.meta's, behind the same token check as the
         # API; /docs is app.api.pages', from pinned files, never a CDN.
@@ -115,7 +115,7 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     """Add a router's finished routes to the app itself, not as an included router.
 
     FastAPI (0.165) resolves an included router's routes again on every
-    request it matches, about a tenth of a point lookup's cost (#7). These
+    request it matches, about a tenth of a point lookup's cost. These
     routers declare their prefix, tags and route class themselves and have
     no router-level dependencies, lifespan or responses: their routes are
     complete as they are, and OpenAPI sees them the same.

@@ -25,7 +25,7 @@ async def reader_session(request: Request) -> AsyncSession:
     off, app.db): a use case opens one with `session.begin()`, whose end
     gives the connection back, or answers from the fast reader without one.
     A plain function, not a generator: FastAPI's exit stack for a generator
-    dependency was a noticeable share of a read (#7).
+    dependency was a noticeable share of a read.
     """
     database: Database = request.app.state.database
     return database.reader()
@@ -84,7 +84,7 @@ def _path_parameter(name: str, description: str, example: str) -> dict[str, Any]
 
 # The hot GETs read their path parameter from request.path_params and declare
 # it with these (openapi_extra): FastAPI's parameter machinery, even for one
-# plain string, was ~6 % of a lookup (callgrind, #7). Same documentation.
+# plain string, was ~6 % of a lookup (callgrind). Same documentation.
 USERID_PARAMETER = _path_parameter(*_USERID)
 GROUP_PARAMETER = _path_parameter(*_GROUP)
 

@@ -44,7 +44,7 @@ from app.service import groups as service
 from app.service import listing
 from app.service import memberships as membership_service
 
-# strict_content_type=False as the app (SPEC §3: a body without Content-Type is JSON):
+# strict_content_type=False as the app (the contract: a body without Content-Type is JSON):
 # these routes are added to the app directly, not through include_router.
 router = APIRouter(
     prefix="/groups", tags=["groups"], route_class=GuardedRoute, strict_content_type=False

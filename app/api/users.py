@@ -41,7 +41,7 @@ from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
 
-# strict_content_type=False as the app (SPEC §3: a body without Content-Type is JSON):
+# strict_content_type=False as the app (the contract: a body without Content-Type is JSON):
 # these routes are added to the app directly, not through include_router.
 router = APIRouter(
     prefix="/users", tags=["users"], route_class=GuardedRoute, strict_content_type=False
@@ -210,7 +210,7 @@ async def delete_user(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-# Last: routes are matched in order, and GET /users/{userid} is the hot one (#7).
+# Last: routes are matched in order, and GET /users/{userid} is the hot one.
 @router.get(
     "",
     response_model=UserPage,

@@ -1,4 +1,4 @@
-"""Use cases of SCIM users: the §3 record and the SCIM attributes beside it."""
+"""Use cases of SCIM users: the contract's record and the SCIM attributes beside it."""
 
 from __future__ import annotations
 
