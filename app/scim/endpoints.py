@@ -9,8 +9,6 @@ from fastapi import APIRouter, Request, Response
 from scim2_models import Context, Group, ListResponse, ResponseParameters, SearchRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.auth import CurrentActor
-from app.api.deps import ReaderSession, WriterSession
 from app.auth import Actor
 from app.predicates import Predicate
 from app.scim import filters
@@ -44,6 +42,8 @@ from app.service import scim_groups, scim_users
 from app.service import users as core_users
 from app.service.scim_groups import ScimGroup, ScimGroupView
 from app.service.scim_users import ScimUser, ScimUserView
+from app.web.access import CurrentActor
+from app.web.sessions import ReaderSession, WriterSession
 
 router = APIRouter(prefix=PREFIX, route_class=ScimRoute, include_in_schema=False)
 search_router = APIRouter(prefix=PREFIX, route_class=ScimSearchRoute, include_in_schema=False)
