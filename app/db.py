@@ -89,7 +89,7 @@ def create_database(settings: Settings) -> Database:
         autoflush=False,
         # Every read runs in an explicit session.begin() (or on the fast
         # reader): a stray statement outside one is an error, never a
-        # connection left checked out (app.reads).
+        # connection left checked out (app.web.sessions.reader_session).
         autobegin=False,
         info={FAST_READER: fast_reader} if fast_reader is not None else {},
     )

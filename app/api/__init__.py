@@ -17,6 +17,7 @@ from app.api.problems import install_problem_handlers
 from app.db import Database, create_database
 from app.runtime import tune_gc
 from app.scim import endpoints as scim_endpoints
+from app.scim import errors as scim_errors
 from app.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     if database is not None:
         app.state.database = database
-    install_problem_handlers(app)
+    # SCIM clients read SCIM errors (RFC 7644 §3.12), routing errors too.
+    install_problem_handlers(app, routing_errors={scim_errors.PREFIX: scim_errors.http_error})
     # The last added runs first: the edge (request id, auth-disabled mode's
     # Host and Origin checks, metrics and log line, security headers, time
     # limit), then CORS when configured.

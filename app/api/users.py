@@ -6,13 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from app.api.access import CurrentActor, GuardedRoute
 from app.api.deps import (
     USERID_PARAMETER,
     ListLimit,
-    ReaderSession,
     UseridPath,
-    WriterSession,
     check_length,
     statement_reader,
 )
@@ -40,6 +37,8 @@ from app.names import NO_CONTROL_PATTERN, PERSON_NAME_LENGTH
 from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
+from app.web.access import CurrentActor, GuardedRoute
+from app.web.sessions import ReaderSession, WriterSession
 
 # strict_content_type=False as the app (the contract: a body without Content-Type is JSON):
 # these routes are added to the app directly, not through include_router.

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +15,7 @@ from app.auth import Actor
 from app.errors import Busy, DisplayNameTaken, GroupNotFound
 from app.names import NAME_LENGTH, ascii_lower, is_valid_name
 from app.preconditions import IfMatch, etag
+from app.predicates import Predicate
 from app.repository import scim as scim_repo
 from app.repository.scim import ScimGroupRow
 from app.service.audit import record as audit
@@ -112,7 +112,7 @@ async def get_group(
 async def list_groups(
     session: AsyncSession,
     *,
-    where: ColumnElement[bool],
+    where: Predicate | None,
     offset: int,
     limit: int,
     with_members: bool = True,

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,11 +14,21 @@ from app.auth import Actor
 from app.errors import UserExists, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
+from app.predicates import Predicate
 from app.repository import scim as scim_repo
 from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
 from app.service.audit import record as audit
 from app.service.common import check, retried
+
+
+@dataclass(frozen=True)
+class ScimEmail:
+    """One of a user's emails, in the order the client gave them."""
+
+    value: str
+    type: str | None
+    primary: bool
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class ScimUser:
     active: bool = True
     external_id: str | None = None
     display_name: str | None = None
-    emails: tuple[EmailRow, ...] = ()
+    emails: tuple[ScimEmail, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ def _state(row: ScimUserRow, emails: list[EmailRow]) -> ScimUser:
         active=bool(row.active),
         external_id=row.external_id,
         display_name=row.display_name,
-        emails=tuple(emails),
+        emails=tuple(ScimEmail(e.value, e.type, e.primary) for e in emails),
     )
 
 
@@ -79,6 +88,10 @@ def _audited(user: ScimUser) -> dict[str, Any]:
     return asdict(user)
 
 
+def _rows(emails: tuple[ScimEmail, ...]) -> list[EmailRow]:
+    return [EmailRow(e.value, e.type, e.primary) for e in emails]
+
+
 @retried
 async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
     if not is_valid_name(userid):
@@ -92,7 +105,7 @@ async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
 
 @retried
 async def list_users(
-    session: AsyncSession, *, where: ColumnElement[bool], offset: int, limit: int
+    session: AsyncSession, *, where: Predicate | None, offset: int, limit: int
 ) -> tuple[int, list[ScimUserView]]:
     """The number of users matching, and a page of them in userid order."""
     async with session.begin():
@@ -117,7 +130,7 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
             )
         except IntegrityError:
             raise UserExists(user.userid) from None
-        await scim_repo.set_emails(session, user_id=user_id, emails=user.emails)
+        await scim_repo.set_emails(session, user_id=user_id, emails=_rows(user.emails))
         await audit(
             session,
             actor=actor,
@@ -167,7 +180,7 @@ async def change_user(
             display_name=wanted.display_name,
         )
         if wanted.emails != before.user.emails:
-            await scim_repo.set_emails(session, user_id=row.id, emails=wanted.emails)
+            await scim_repo.set_emails(session, user_id=row.id, emails=_rows(wanted.emails))
         await audit(
             session,
             actor=actor,
