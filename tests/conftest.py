@@ -17,7 +17,7 @@ from app.db import Database, create_database
 from app.migrations import upgrade
 from app.service import tokens
 from app.settings import Settings
-from tests.live_server import fresh_postgres, postgres_server
+from tests.support.live_server import fresh_postgres, postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from sqlalchemy import event, insert
 
 from app.db import Database
 from app.models import Group, User
-from tests.helpers import create_group, create_user
+from tests.support.helpers import create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.live_server import ROOT, START_TIMEOUT, STOP_TIMEOUT, LiveServer, launch
-from tests.live_server import server_environment as environment
+from tests.support.live_server import ROOT, START_TIMEOUT, STOP_TIMEOUT, LiveServer, launch
+from tests.support.live_server import server_environment as environment
 
 CHROMIUM_ARGS = [
     "--headless",
