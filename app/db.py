@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.fastread import FAST_READER, FastReader
+from app.repository.events import EventSession
 from app.settings import Settings
 
 # Read-only use cases run on an engine view carrying this option, so that on
@@ -94,7 +95,13 @@ def create_database(settings: Settings) -> Database:
     )
     return Database(
         engine=engine,
-        writer=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        writer=async_sessionmaker(
+            engine,
+            expire_on_commit=False,
+            autoflush=False,
+            # Writes the events a use case queued as its transaction commits.
+            sync_session_class=EventSession,
+        ),
         reader=reader,
         fast_reader=fast_reader,
         shared_statement_session=reader() if fast_reader is not None else None,

@@ -9,11 +9,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, metrics
-from app.api import admin, groups, meta, ops, ui, users, whoami
+from app.api import admin, events, groups, meta, ops, ui, users, whoami
 from app.api.docs import install_openapi
 from app.api.middleware import EdgeMiddleware
 from app.api.problems import install_problem_handlers
 from app.db import Database, create_database
+from app.notifier import EventNotifier
 from app.runtime import tune_gc
 from app.scim import router as scim_router
 from app.settings import Settings, get_settings
@@ -30,18 +31,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if database is not None:
-            app.state.database = database
-            yield
-            return
-        app.state.database = create_database(settings)
-        tune_gc()
+        notifier = app.state.event_notifier = EventNotifier(settings.database_url)
+        await notifier.start()
         try:
-            yield
+            if database is not None:
+                app.state.database = database
+                yield
+                return
+            app.state.database = create_database(settings)
+            tune_gc()
+            try:
+                yield
+            finally:
+                # What the last second of requests added, before the worker ends.
+                metrics.TALLY.flush()
+                await app.state.database.dispose()
         finally:
-            # What the last second of requests added, before the worker ends.
-            metrics.TALLY.flush()
-            await app.state.database.dispose()
+            await notifier.stop()
 
     app = FastAPI(
         title="grouped-users",
@@ -65,6 +71,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             {"name": "groups", "description": "Groups and their members."},
             {"name": "tokens", "description": "API tokens (admin)."},
             {"name": "audit", "description": "The audit log (admin)."},
+            {"name": "events", "description": "The change feed, in commit order."},
             {"name": "operations", "description": "Probes and metrics."},
         ],
     )
@@ -93,6 +100,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(ops.probes)
     app.include_router(ops.guarded)
     app.include_router(admin.router)
+    app.include_router(events.router)
     app.include_router(meta.router)
     app.include_router(scim_router.router)
     app.include_router(scim_router.search_router)

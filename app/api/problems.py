@@ -16,6 +16,8 @@ from starlette.routing import Match
 
 from app.errors import (
     Busy,
+    CursorExpired,
+    DeliveryNotFound,
     DisplayNameTaken,
     DomainError,
     FieldProblem,
@@ -28,6 +30,7 @@ from app.errors import (
     InvalidName,
     InvalidSearch,
     InvalidToken,
+    InvalidWebhook,
     ListTooLong,
     NonEmptyBody,
     NotAMember,
@@ -41,6 +44,7 @@ from app.errors import (
     UserExists,
     UseridMismatch,
     UserNotFound,
+    WebhookNotFound,
 )
 from app.scim import errors as scim_errors
 
@@ -85,6 +89,10 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     TokenNotFound: (404, "token_not_found", "Token not found"),
     InvalidToken: (422, "invalid_token_request", "Invalid token request"),
     ListTooLong: (422, "list_too_long", "List too long"),
+    CursorExpired: (410, "cursor_expired", "Cursor expired"),
+    WebhookNotFound: (404, "webhook_not_found", "Webhook not found"),
+    DeliveryNotFound: (404, "delivery_not_found", "Delivery not found"),
+    InvalidWebhook: (422, "invalid_webhook", "Invalid webhook"),
 }
 # Headers that go with an error.
 ERROR_HEADERS: dict[type[DomainError], dict[str, str]] = {
@@ -135,7 +143,10 @@ def domain_problem(exc: DomainError) -> dict[str, Any]:
         DOMAIN_ERRORS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_ERRORS
     )
     errors = exc.problems if isinstance(exc, Invalid) else None
-    return problem(status, code, title, exc.detail, errors)
+    body = problem(status, code, title, exc.detail, errors)
+    if isinstance(exc, CursorExpired):
+        body["cursor"] = exc.cursor
+    return body
 
 
 def http_problem(status: int, detail: str, code: str | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from app.preconditions import IfMatch, etag
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, retried
 
@@ -45,6 +46,7 @@ async def create_group(session: AsyncSession, *, actor: Actor, name: str) -> Tag
         await audit(
             session, actor=actor, action="group.create", resource=f"groups/{name}", after=[]
         )
+        events.emit(session, actor=actor, type="group.created", data={"name": name})
     return Tagged([], etag(group.id, group.version))
 
 
@@ -86,6 +88,13 @@ async def replace_members(
             before=before,
             after=sorted(userids),
         )
+        was, now = set(before), set(userids)
+        events.memberships(
+            session, actor=actor, added=False, pairs=[(name, u) for u in sorted(was - now)]
+        )
+        events.memberships(
+            session, actor=actor, added=True, pairs=[(name, u) for u in sorted(now - was)]
+        )
     return Tagged(sorted(userids), etag(group.id, group.version + 1))
 
 
@@ -109,3 +118,6 @@ async def delete_group(
         await audit(
             session, actor=actor, action="group.delete", resource=f"groups/{name}", before=before
         )
+        # The cascade's memberships go first, then the group.
+        events.memberships(session, actor=actor, added=False, pairs=[(name, u) for u in before])
+        events.emit(session, actor=actor, type="group.deleted", data={"name": name})

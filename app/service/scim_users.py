@@ -18,6 +18,7 @@ from app.preconditions import IfMatch, etag
 from app.repository import scim as scim_repo
 from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried
 
@@ -79,6 +80,21 @@ def _audited(user: ScimUser) -> dict[str, Any]:
     return asdict(user)
 
 
+# What a SCIM change can change of a user, as user.updated names it in `changed`.
+_CHANGEABLE = ("first_name", "last_name", "active", "external_id", "display_name", "emails")
+
+
+def _record(view: ScimUserView) -> dict[str, Any]:
+    """The user's record as GET /users/{userid} shows it."""
+    user = view.user
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "userid": user.userid,
+        "groups": sorted(name for name, _ in view.groups),
+    }
+
+
 @retried
 async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
     if not is_valid_name(userid):
@@ -127,7 +143,9 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
         )
         row = await scim_repo.user(session, userid=user.userid)
         assert row is not None
-        return (await _views(session, [row]))[0]
+        view = (await _views(session, [row]))[0]
+        events.emit(session, actor=actor, type="user.created", data=_record(view))
+        return view
 
 
 @retried
@@ -178,4 +196,9 @@ async def change_user(
         )
         changed = await scim_repo.user(session, userid=userid)
         assert changed is not None
-        return (await _views(session, [changed]))[0]
+        after = (await _views(session, [changed]))[0]
+        fields = [f for f in _CHANGEABLE if getattr(before.user, f) != getattr(wanted, f)]
+        events.emit(
+            session, actor=actor, type="user.updated", data=_record(after) | {"changed": fields}
+        )
+        return after
