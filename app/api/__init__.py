@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, metrics
-from app.api import admin, events, groups, meta, ops, ui, users, whoami
+from app.api import admin, events, groups, meta, ops, ui, users, webhooks, whoami
 from app.api.docs import install_openapi
 from app.api.middleware import EdgeMiddleware
 from app.api.problems import install_problem_handlers
@@ -18,6 +18,7 @@ from app.notifier import EventNotifier
 from app.runtime import tune_gc
 from app.scim import router as scim_router
 from app.settings import Settings, get_settings
+from app.webhooks.worker import Deliverer
 
 DESCRIPTION = """\
 User records and their group memberships. Errors are `application/problem+json`
@@ -36,12 +37,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             if database is not None:
                 app.state.database = database
-                yield
+                async with _delivering(app.state.database, settings, notifier):
+                    yield
                 return
             app.state.database = create_database(settings)
             tune_gc()
             try:
-                yield
+                async with _delivering(app.state.database, settings, notifier):
+                    yield
             finally:
                 # What the last second of requests added, before the worker ends.
                 metrics.TALLY.flush()
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             {"name": "tokens", "description": "API tokens (admin)."},
             {"name": "audit", "description": "The audit log (admin)."},
             {"name": "events", "description": "The change feed, in commit order."},
+            {"name": "webhooks", "description": "Endpoints that receive the feed (admin)."},
             {"name": "operations", "description": "Probes and metrics."},
         ],
     )
@@ -101,6 +105,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(ops.guarded)
     app.include_router(admin.router)
     app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(meta.router)
     app.include_router(scim_router.router)
     app.include_router(scim_router.search_router)
@@ -108,6 +113,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(ui.router)
     install_openapi(app)
     return app
+
+
+@asynccontextmanager
+async def _delivering(
+    database: Database, settings: Settings, notifier: EventNotifier
+) -> AsyncIterator[None]:
+    """Webhook deliveries and the feed's retention, in the background of this process."""
+    if not settings.webhook_deliver:
+        yield
+        return
+    deliverer = Deliverer(database, settings, notifier.bell)
+    await deliverer.start()
+    try:
+        yield
+    finally:
+        await deliverer.stop()
 
 
 def _add_routes(app: FastAPI, router: APIRouter) -> None:

@@ -116,6 +116,7 @@ INVALID_BODY_CODES = {
     "users": "invalid_record",
     "groups": "invalid_member_list",
     "tokens": "invalid_token_request",
+    "webhooks": "invalid_webhook",
 }
 
 
