@@ -59,7 +59,8 @@ class Deliverer:
         key = settings.secret_key
         self.box = SecretBox(key.get_secret_value() if key is not None else None)
         self._owner = uuid.uuid4().hex
-        self._lease = timedelta(seconds=settings.webhook_timeout_seconds + 20)
+        # Longer than a POST may take; a process killed mid-delivery holds it no longer.
+        self._lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
         self._policy = webhooks.Policy(
             retry_for=settings.webhook_retry_for,
             disable_after=settings.webhook_disable_after,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ class Receiver:
     secret: str = ""
     # What it answers; anything but 2xx makes the sender retry.
     status: int = 204
+    # Seconds it takes before it answers (a slow receiver).
+    delay: float = 0.0
     received: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -37,6 +40,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {key.lower(): value for key, value in self.headers.items()}
+            time.sleep(receiver.delay)
             status = receiver.status
             if 200 <= status < 300:
                 try:
