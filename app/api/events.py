@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, WithJsonSchema
 
 from app.api.auth import GuardedRoute
 from app.api.deps import ReaderSession, get_database
@@ -27,7 +27,16 @@ class EventOut(BaseModel):
     occurred_at: datetime = Field(description="The time of the change's transaction (UTC).")
     actor: str = Field(description="Who made the change, as the audit log names them.")
     request_id: str | None
-    data: JsonValue = Field(examples=[{"group": "admins", "userid": "jsmith"}])
+    data: Annotated[
+        JsonValue,
+        WithJsonSchema(
+            {
+                "type": "object",
+                "description": "What changed; its shape depends on the type (see the docs).",
+                "examples": [{"group": "admins", "userid": "jsmith"}],
+            }
+        ),
+    ]
 
 
 class EventPage(BaseModel):
