@@ -36,12 +36,19 @@ soak: venv
 screenshots: venv
 	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/ui
 
-## Lint, format check, strict typing, Dockerfile lint.
+## Lint, format check, strict typing, Dockerfile lint, compose.yaml: Docker Compose's own
+## validation where it is installed (v2, else v1), else its test of the production shape.
 check: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	@if docker compose version >/dev/null 2>&1; then compose="docker compose"; \
+	elif docker-compose version >/dev/null 2>&1; then compose=docker-compose; fi; \
+	if [ -n "$$compose" ]; then echo "POSTGRES_PASSWORD=check $$compose -f compose.yaml config -q"; \
+		POSTGRES_PASSWORD=check $$compose -f compose.yaml config -q; \
+	else echo "no Docker Compose here: compose.yaml checked by tests/test_compose.py"; \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_compose.py; fi
 
 fmt: venv
 	$(BIN)/ruff format .

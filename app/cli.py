@@ -9,6 +9,9 @@ import gc
 import getpass
 import ipaddress
 import json
+import logging
+import logging.config
+import math
 import os
 import shutil
 import sys
@@ -23,16 +26,19 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
-from app import __version__, bulkfiles
-from app.auth import Actor, Role, parse_duration
+from app import __version__, bulkfiles, datadir
+from app.auth import DURATION_RULE, Actor, Role, parse_duration
 from app.db import Database, create_database
 from app.errors import DomainError
 from app.logs import log_config
 from app.migrations import current_revision, head_revision, upgrade
 from app.service import audit, bulk, tokens
 from app.settings import Settings, SettingsError, get_settings
+from app.timestamps import parse_timestamp
 
 T = TypeVar("T")
+
+logger = logging.getLogger("grouped_users.cli")
 
 
 def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -85,7 +91,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-    _run(settings, lambda database: upgrade(database.engine))
+    # uvicorn sets up the same logging again when it starts; the migration
+    # line comes before it, in the same format as every line after.
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+    _run(settings, _migrate_at_start)
     metrics_dir: Path | None = None
     if args.workers > 1:
         # Each worker writes its metrics to files here; /metrics sums them.
@@ -104,11 +113,33 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+            # httptools with our limits on header size, header time and connections.
+            http="app.connections:LimitedHttpToolsProtocol",
+            # Quiet after a response is waiting for the next headers: one limit for both.
+            timeout_keep_alive=math.ceil(settings.header_timeout_seconds),
         )
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+async def _migrate_at_start(database: Database) -> None:
+    """Bring the schema to head and say in the log what that did."""
+    before = await current_revision(database.engine)
+    await upgrade(database.engine)
+    head = head_revision()
+    if before == head:
+        logger.info(
+            "database at head revision %s: no migration to apply", head, extra={"revision": head}
+        )
+    else:
+        logger.info(
+            "database migrated from revision %s to head revision %s",
+            before or "none",
+            head,
+            extra={"from_revision": before, "revision": head},
+        )
 
 
 def db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
@@ -131,7 +162,8 @@ def token_create(args: argparse.Namespace, settings: Settings) -> int:
         seconds = parse_duration(args.expires_in)
         if seconds is None:
             print(
-                "grouped-users: --expires-in takes a duration such as 12h or 90d", file=sys.stderr
+                f"grouped-users: --expires-in {DURATION_RULE}, not {args.expires_in!r}",
+                file=sys.stderr,
             )
             return 2
         expires_in = timedelta(seconds=seconds)
@@ -194,6 +226,8 @@ def audit_list(args: argparse.Namespace, settings: Settings) -> int:
                     "before": entry.before,
                     "after": entry.after,
                     "request_id": entry.request_id,
+                    "server_request_id": entry.server_request_id,
+                    "token_id": entry.token_id,
                 },
                 ensure_ascii=False,
             )
@@ -421,11 +455,26 @@ def _output(path: str | None) -> Iterator[IO[str]]:
         partial.unlink(missing_ok=True)
 
 
+# Past this, a count is a typo: it would only exhaust memory, or overflow
+# islice() and the databases' 64-bit integers into a traceback.
+MAX_COUNT = 10_000_000
+
+
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT:,}, not {text}")
     return value
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, not {text!r}") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -465,10 +514,12 @@ def parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=token_revoke)
 
     log = commands.add_parser("audit", help="print the audit log, newest first, as JSON lines")
-    log.add_argument("--limit", type=int, default=100)
+    log.add_argument("--limit", type=_positive, default=100, help="entries at most (100)")
     log.add_argument("--resource", help="only this resource, e.g. users/jsmith")
     log.add_argument("--actor", help="only changes by this actor")
-    log.add_argument("--since", type=datetime.fromisoformat, help="ISO 8601 time")
+    log.add_argument(
+        "--since", type=_timestamp, help="ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z (UTC)"
+    )
     log.set_defaults(handler=audit_list)
 
     load = commands.add_parser(
@@ -531,6 +582,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = get_settings()
     except SettingsError as exc:
         sys.exit(f"grouped-users: {exc}")
+    database = settings.sqlite_path()
+    problem = datadir.unwritable(database) if database is not None else None
+    if problem is not None:
+        sys.exit(f"grouped-users: {problem}")
     try:
         sys.exit(args.handler(args, settings))
     except DomainError as exc:

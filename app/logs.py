@@ -49,5 +49,8 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
             # Our own request line replaces uvicorn's access log.
             "uvicorn.access": {"level": "WARNING"},
             "uvicorn.error": {"level": level.upper()},
+            # Alembic's info lines (its plugins, dialect, each step) would crowd
+            # the one line serve logs about the migration it applied.
+            "alembic": {"level": "WARNING"},
         },
     }

@@ -162,7 +162,13 @@ class AuditEntry(Base):
     resource: Mapped[str] = mapped_column(String(160))
     before: Mapped[Any | None] = mapped_column(JSON)
     after: Mapped[Any | None] = mapped_column(JSON)
+    # As the answer's X-Request-ID: the client's, which two requests may share.
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # The server's own, unique; NULL in entries older than the column.
+    server_request_id: Mapped[str | None] = mapped_column(String(128))
+    # The token's id, which no later token gets; no foreign key: the entry
+    # outlives the token's revocation.
+    token_id: Mapped[int | None] = mapped_column(IdType)
 
 
 class EventCounter(Base):

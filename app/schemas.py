@@ -212,6 +212,7 @@ class TokenCreate(BaseModel):
 
 
 class TokenOut(BaseModel):
+    id: int = Field(description="Never reused; audit entries name the token by it too.")
     name: str
     role: str
     created_at: datetime
@@ -239,7 +240,17 @@ class AuditEntryOut(BaseModel):
     resource: str
     before: Snapshot
     after: Snapshot
-    request_id: str | None
+    request_id: str | None = Field(
+        description="The request's X-Request-ID: the client's, if it sent one, else the server's."
+    )
+    server_request_id: str | None = Field(
+        description="The server's own id of the request, never shared by two requests;"
+        " null for entries written before it was recorded."
+    )
+    token_id: int | None = Field(
+        description="The id of the actor's token (never reused, unlike its name);"
+        " null for anonymous, command-line and older entries."
+    )
 
 
 class AuditPage(BaseModel):

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     auth: Literal["required", "disabled"] = "required"
     max_list_length: int = Field(default=50_000, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The connection layer of each worker (app.connections): the request line
+    # and headers of one request, the time they may take to arrive, and the
+    # connections one worker holds open at once.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    max_connections: int = Field(default=1000, ge=1)
     # Browser origins allowed to call the API; none (CORS off) unless listed.
     cors_origins: list[str] = Field(default_factory=list)
     # Change events are kept this long (seconds, or ISO 8601 such as P30D).

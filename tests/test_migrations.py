@@ -208,3 +208,58 @@ async def _contents(engine: AsyncEngine) -> dict[str, list[Any]]:
             table: [tuple(row) for row in (await connection.execute(text(query))).all()]
             for table, query in queries.items()
         }
+
+
+async def test_upgrading_keeps_every_audit_entry_and_token(empty_database: Database) -> None:
+    """The audit's new columns (server request id, token id) leave older entries whole."""
+    engine = empty_database.engine
+    config = alembic_config()
+
+    def to_0003(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+
+    audit = (
+        "SELECT id, at, actor, action, resource, before, after, request_id FROM audit ORDER BY id"
+    )
+    tokens = "SELECT id, name, role, digest, created_at, expires_at FROM tokens ORDER BY id"
+    async with engine.begin() as connection:
+        await connection.run_sync(to_0003)
+        await connection.execute(
+            text(
+                "INSERT INTO tokens (name, role, digest, created_at)"
+                " VALUES ('ci', 'writer', :digest, '2026-01-02 03:04:05')"
+            ),
+            {"digest": "a" * 64},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO audit (at, actor, action, resource, before, after, request_id)"
+                " VALUES ('2026-01-02 03:04:05', 'ci', 'group.create', 'groups/g', NULL,"
+                " '[]', 'trace-1'),"
+                " ('2026-01-02 03:04:06', 'anonymous', 'group.delete', 'groups/g', '[]',"
+                " NULL, NULL)"
+            )
+        )
+        before = {
+            "audit": (await connection.execute(text(audit))).all(),
+            "tokens": (await connection.execute(text(tokens))).all(),
+        }
+
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+    async with engine.begin() as connection:
+        assert (await connection.execute(text(audit))).all() == before["audit"]
+        assert (await connection.execute(text(tokens))).all() == before["tokens"]
+        added = "SELECT server_request_id, token_id FROM audit ORDER BY id"
+        assert (await connection.execute(text(added))).all() == [(None, None), (None, None)]
+        await connection.execute(text("DELETE FROM audit WHERE id = 2"))
+        new_id = await connection.scalar(
+            text(
+                "INSERT INTO audit (at, actor, action, resource, server_request_id, token_id)"
+                " VALUES ('2026-01-03 00:00:00', 'ci', 'group.create', 'groups/h', 'abc', 1)"
+                " RETURNING id"
+            )
+        )
+    # No entry id is handed out twice, on SQLite either.
+    assert new_id == 3

@@ -2,12 +2,13 @@
 
 - 1,000 idle connections, first silent, then each after one request that used
   the database (keep-alive), leave the server answering others and the pool
-  with nothing checked out. (uvicorn closes a keep-alive connection idle for
-  5 s, and arms no timer before a connection's first request: the silent ones
-  stay open for sure while others are served; the keep-alive ones as long as
-  the 1,000 requests take less than those 5 s.)
+  with nothing checked out. (The connection layer would close them after the
+  header time limit, and refuse those over its bound: both are raised here so
+  that they all stay open while others are served; tests/test_connections.py
+  tests the limits themselves.)
 - Slowloris-style clients sending their headers a byte at a time do not hold
-  up anybody else.
+  up anybody else (with the header time limit raised, so that they may take
+  their time and be served in the end).
 - With GROUPED_USERS_DB_POOL_SIZE=1 (one connection per process) and
   GROUPED_USERS_DB_POOL_TIMEOUT=0.2 on PostgreSQL, the `users` table is locked
   from outside: the requests that got a connection wait on the lock, the others
@@ -35,6 +36,11 @@ from tests.live_server import LOOPBACK, async_url, fresh_postgres, read_response
 pytestmark = pytest.mark.anyio
 
 IDLE_CONNECTIONS = 1000
+# Room for the idle connections, the client's, and time to open and use them all.
+PATIENT = {
+    "GROUPED_USERS_MAX_CONNECTIONS": str(IDLE_CONNECTIONS + 100),
+    "GROUPED_USERS_HEADER_TIMEOUT_SECONDS": "120",
+}
 BATCH = 100
 ANSWER_TIMEOUT = 10.0
 SLOW_CLIENTS = 20
@@ -132,7 +138,7 @@ async def test_a_thousand_idle_connections_exhaust_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
     async with (
-        serving(database_url, tmp_path) as server,
+        serving(database_url, tmp_path, env=PATIENT) as server,
         httpx.AsyncClient(base_url=server.url, timeout=ANSWER_TIMEOUT) as client,
     ):
         response = await client.post("/users/someone", json={"first_name": "S", "last_name": "O"})
@@ -178,7 +184,7 @@ async def _slowloris(port: int, stop: asyncio.Event, sending: asyncio.Event) -> 
 
 
 async def test_slow_clients_do_not_block_others(tmp_path: Path) -> None:
-    async with serving(f"sqlite:///{tmp_path / 'gu.db'}", tmp_path) as server:
+    async with serving(f"sqlite:///{tmp_path / 'gu.db'}", tmp_path, env=PATIENT) as server:
         stop = asyncio.Event()
         sending = [asyncio.Event() for _ in range(SLOW_CLIENTS)]
         slow = [asyncio.create_task(_slowloris(server.port, stop, e)) for e in sending]

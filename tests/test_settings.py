@@ -18,6 +18,9 @@ def test_defaults() -> None:
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.sqlite_path() == Path("data/grouped-users.db")
     assert settings.max_body_bytes == 8 * 1024 * 1024
+    assert settings.max_header_bytes == 32 * 1024
+    assert settings.header_timeout_seconds == 5.0
+    assert settings.max_connections == 1000
 
 
 def test_prefixed_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,6 +56,11 @@ def test_plain_schemes_get_the_async_driver(given: str, used: str) -> None:
         ("GROUPED_USERS_MAX_BODY_BYTES", "0"),
         ("GROUPED_USERS_LOG_LEVEL", "loud"),
         ("GROUPED_USERS_DATABASE_URL", "not a url"),
+        ("GROUPED_USERS_MAX_HEADER_BYTES", "100"),
+        ("GROUPED_USERS_MAX_HEADER_BYTES", "64MiB"),
+        ("GROUPED_USERS_HEADER_TIMEOUT_SECONDS", "0"),
+        ("GROUPED_USERS_HEADER_TIMEOUT_SECONDS", "forever"),
+        ("GROUPED_USERS_MAX_CONNECTIONS", "0"),
     ],
 )
 def test_a_bad_value_is_named_in_one_line(

@@ -139,7 +139,8 @@ async def test_listings_never_show_secrets(admin: Admin) -> None:
     async with admin.database.writer() as session:
         found = await tokens.list_tokens(session)
     assert [info.name for info in found] == ["root"]
-    assert set(vars(found[0])) == {"name", "role", "created_at", "last_used_at", "expires_at"}
+    fields = {"id", "name", "role", "created_at", "last_used_at", "expires_at"}
+    assert set(vars(found[0])) == fields
     listed = await admin.client.get("/tokens", headers=admin.headers)
     assert listed.status_code == 200
     assert set(listed.json()[0]) == set(vars(found[0]))
@@ -298,6 +299,10 @@ async def test_cli_refuses_a_duplicate_name(cli_url: str) -> None:
     ("args", "message"),
     [
         (["create", "--name", "ci", "--role", "reader", "--expires-in", "soon"], "duration"),
+        (["create", "--name", "ci", "--role", "reader", "--expires-in", "99999999d"], "36500d"),
+        (["create", "--name", "ci", "--role", "reader", "--expires-in", "²d"], "duration"),
+        (["create", "--name", "anonymous", "--role", "admin"], "reserved"),
+        (["create", "--name", "cli:root", "--role", "admin"], "reserved"),
         (["create", "--name", "Bad Name", "--role", "reader"], "name"),
         (["revoke", "nobody"], "nobody"),
         (["create", "--name", "ci", "--role", "root"], "role"),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, metrics
-from app.api import admin, events, groups, meta, ops, ui, users, webhooks, whoami
+from app.api import admin, events, groups, meta, ops, pages, ui, users, webhooks, whoami
 from app.api.docs import install_openapi
 from app.api.middleware import EdgeMiddleware
 from app.api.problems import install_problem_handlers
@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # FastAPI's native OpenTelemetry hooks cost about 13 % of a request
         # even with no exporter; our metrics and logs are our own (issue 5).
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
-        # Served by app.api.meta, behind the same token check as the API.
+        # /openapi.json is app.api.meta's, behind the same token check as the
+        # API; /docs is app.api.pages', from pinned files, never a CDN.
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(scim_router.search_router)
     app.include_router(whoami.router)
     app.include_router(ui.router)
+    app.include_router(pages.router)
     install_openapi(app)
     return app
 

@@ -6,16 +6,29 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from app.api.auth import AdminRoute, CurrentActor
 from app.api.deps import ReaderSession, WriterSession
 from app.api.docs import BODY_ERRORS, problem_responses
-from app.auth import parse_duration
+from app.auth import DURATION_RULE, parse_duration
 from app.errors import InvalidCursor, InvalidToken, TokenExists, TokenNotFound
 from app.schemas import AuditEntryOut, AuditPage, TokenCreate, TokenCreated, TokenOut
 from app.service import audit, tokens
+from app.timestamps import parse_timestamp
 
 router = APIRouter(route_class=AdminRoute)
+
+
+def _timestamp(value: object) -> object:
+    # Before pydantic's own datetime, which takes "0.5" as a Unix time.
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise PydanticCustomError("timestamp", str(exc)) from None
 
 
 @router.get("/tokens", tags=["tokens"], response_model=list[TokenOut])
@@ -41,7 +54,7 @@ async def create_token(
     if spec.expires_in is not None:
         seconds = parse_duration(spec.expires_in)
         if seconds is None:
-            raise InvalidToken("expires_in", "must be a duration such as 90s, 15m, 12h or 30d")
+            raise InvalidToken("expires_in", DURATION_RULE)
         expires_in = timedelta(seconds=seconds)
     info, secret = await tokens.create_token(
         session, actor=actor, name=spec.name, role=spec.role, expires_in=expires_in
@@ -75,7 +88,12 @@ async def list_audit(
     ] = None,
     actor: Annotated[str | None, Query(description="Only changes by this token name.")] = None,
     since: Annotated[
-        datetime | None, Query(description="Only changes at or after this time (ISO 8601).")
+        datetime | None,
+        BeforeValidator(_timestamp),
+        Query(
+            description="Only changes at or after this time: an ISO 8601 date-time such as"
+            " 2024-05-01T12:00:00Z; without an offset it is UTC."
+        ),
     ] = None,
 ) -> AuditPage:
     """The audit log, newest first: who changed what, when, before and after."""

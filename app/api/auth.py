@@ -24,16 +24,20 @@ bearer = HTTPBearer(auto_error=False, description="An API token: `grouped-users 
 
 async def authenticate(request: Request) -> Actor:
     """The actor of the request: from its bearer token, or anonymous with auth disabled."""
-    # The state dict itself, which request.state wraps (EdgeMiddleware put the id there).
-    request_id = request.scope.get("state", {}).get("request_id")
+    # The state dict itself, which request.state wraps (EdgeMiddleware put the ids there).
+    state = request.scope.get("state", {})
+    request_id, server_request_id = state.get("request_id"), state.get("server_request_id")
     if request.app.state.settings.auth == "disabled":
-        return Actor(ANONYMOUS, Role.admin, request_id)
+        return Actor(ANONYMOUS, Role.admin, request_id, server_request_id)
     credentials = await bearer(request)
     if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated()
     database: Database = request.app.state.database
     found = await tokens.authenticate(
-        database.statement_reader(), secret=credentials.credentials.strip(), request_id=request_id
+        database.statement_reader(),
+        secret=credentials.credentials.strip(),
+        request_id=request_id,
+        server_request_id=server_request_id,
     )
     if found.stale:
         try:

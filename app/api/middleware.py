@@ -68,6 +68,10 @@ def _edge_headers(
     return edged
 
 
+def _declared_public(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"cache-control" and value.startswith(b"public") for name, value in headers)
+
+
 def route_template(scope: Scope) -> str:
     """The route's path template (/users/{userid}), never the raw path: bounded labels."""
     route = scope.get("route")
@@ -96,18 +100,20 @@ class EdgeMiddleware:
             return
         started = time.perf_counter()
         sent_id = b""
-        no_store = self.authenticated
+        credentials = False
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 sent_id = value
             elif key == b"authorization":
-                no_store = True
-        request_id = (
-            sent_id.decode("latin-1")
-            if _SANE_REQUEST_ID.fullmatch(sent_id)
-            else self._request_ids.next()
-        )
-        scope.setdefault("state", {})["request_id"] = request_id
+                credentials = True
+        no_store = credentials or self.authenticated
+        # Ours is unique; the client's, echoed back, may be shared by many
+        # requests: the log line and the audit log keep both.
+        server_id = self._request_ids.next()
+        request_id = sent_id.decode("latin-1") if _SANE_REQUEST_ID.fullmatch(sent_id) else server_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["server_request_id"] = server_id
         status = 500
         responded = False
 
@@ -116,7 +122,11 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 responded = True
-                message["headers"] = _edge_headers(message.get("headers", ()), request_id, no_store)
+                headers = message.get("headers", ())
+                # A file that holds no data (the docs' scripts) says "public":
+                # asked for without credentials, it may be cached.
+                private = no_store and (credentials or not _declared_public(headers))
+                message["headers"] = _edge_headers(headers, request_id, private)
             await send(message)
 
         tally = metrics.TALLY
@@ -129,7 +139,7 @@ class EdgeMiddleware:
                 await self._timed_out(scope, receive, send_at_edge)
         finally:
             tally.in_flight -= 1
-            self._observe(scope, status, time.perf_counter() - started, request_id)
+            self._observe(scope, status, time.perf_counter() - started, request_id, server_id)
 
     async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = (
@@ -143,7 +153,9 @@ class EdgeMiddleware:
         )
         await response(scope, receive, send)
 
-    def _observe(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
+    def _observe(
+        self, scope: Scope, status: int, elapsed: float, request_id: str, server_id: str
+    ) -> None:
         method, route = scope["method"], route_template(scope)
         answered = metrics.TALLY.answered
         key = (method, route, status)
@@ -166,5 +178,6 @@ class EdgeMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "request_id": request_id,
+                    "server_request_id": server_id,
                 },
             )

@@ -22,6 +22,8 @@ class AuditRow:
     before: Any
     after: Any
     request_id: str | None
+    server_request_id: str | None
+    token_id: int | None
 
 
 _COLUMNS = (
@@ -33,6 +35,8 @@ _COLUMNS = (
     AuditEntry.before,
     AuditEntry.after,
     AuditEntry.request_id,
+    AuditEntry.server_request_id,
+    AuditEntry.token_id,
 )
 
 
@@ -46,6 +50,8 @@ async def append(
     before: Any,
     after: Any,
     request_id: str | None,
+    server_request_id: str | None = None,
+    token_id: int | None = None,
 ) -> None:
     await session.execute(
         insert(AuditEntry).values(
@@ -56,6 +62,8 @@ async def append(
             before=before,
             after=after,
             request_id=request_id,
+            server_request_id=server_request_id,
+            token_id=token_id,
         )
     )
 

@@ -71,13 +71,14 @@ async def insert_token(
     digest: str,
     created_at: datetime,
     expires_at: datetime | None,
-) -> None:
-    """Insert a token; a duplicate name raises IntegrityError from the unique key."""
-    await session.execute(
-        insert(Token).values(
-            name=name, role=role, digest=digest, created_at=created_at, expires_at=expires_at
-        )
+) -> int:
+    """Insert a token, and its id; a duplicate name raises IntegrityError from the unique key."""
+    result = await session.execute(
+        insert(Token)
+        .values(name=name, role=role, digest=digest, created_at=created_at, expires_at=expires_at)
+        .returning(Token.id)
     )
+    return int(result.scalar_one())
 
 
 async def delete_token(session: AsyncSession, *, name: str) -> bool:

@@ -9,7 +9,6 @@ only) and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from scim2_models import SCIMException, ScimFilter
@@ -28,6 +27,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, tru
 
 from app.models import Group, Membership, User, UserEmail
 from app.scim.errors import ScimError, invalid_filter
+from app.timestamps import parse_timestamp
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -132,7 +132,7 @@ def _boolean(column: Any) -> Callable[[Comparison], Condition]:
 def _moment(column: Any) -> Callable[[Comparison], Condition]:
     def compare(node: Comparison) -> Condition:
         try:
-            moment = datetime.fromisoformat(_string(node))
+            moment = parse_timestamp(_string(node))
         except ValueError:
             raise invalid_filter(f"{node.attr_path} compares with a dateTime.") from None
         operators: dict[Op, Callable[[Any, Any], Condition]] = {

@@ -43,6 +43,8 @@ async def record(
         before=before,
         after=after,
         request_id=actor.request_id,
+        server_request_id=actor.server_request_id,
+        token_id=actor.token_id,
     )
 
 
@@ -56,6 +58,8 @@ class Entry:
     before: Any
     after: Any
     request_id: str | None
+    server_request_id: str | None
+    token_id: int | None
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,18 @@ async def list_entries(
             since=as_utc(since) if since is not None else None,
         )
     shown = [
-        Entry(r.id, as_utc(r.at), r.actor, r.action, r.resource, r.before, r.after, r.request_id)
+        Entry(
+            r.id,
+            as_utc(r.at),
+            r.actor,
+            r.action,
+            r.resource,
+            r.before,
+            r.after,
+            r.request_id,
+            r.server_request_id,
+            r.token_id,
+        )
         for r in rows[:limit]
     ]
     more = len(rows) > limit

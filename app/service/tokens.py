@@ -8,7 +8,16 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Actor, Role, digest, new_secret, same_digest
+from app.auth import (
+    DURATION_RULE,
+    MAX_DURATION_SECONDS,
+    Actor,
+    Role,
+    digest,
+    is_reserved_name,
+    new_secret,
+    same_digest,
+)
 from app.errors import InvalidToken, TokenExists, TokenNotFound, Unauthenticated
 from app.names import is_valid_name
 from app.repository import tokens as token_repo
@@ -25,14 +34,17 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 class TokenInfo:
     """What may be shown of a token: everything but its secret."""
 
+    # Never given to another token: the audit log tells tokens apart by it.
+    id: int
     name: str
     role: str
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None
 
-    def public(self) -> dict[str, str | None]:
+    def public(self) -> dict[str, int | str | None]:
         return {
+            "id": self.id,
             "name": self.name,
             "role": self.role,
             "created_at": self.created_at.isoformat(),
@@ -43,6 +55,7 @@ class TokenInfo:
 
 def _info(row: TokenRow) -> TokenInfo:
     return TokenInfo(
+        id=row.id,
         name=row.name,
         role=row.role,
         created_at=as_utc(row.created_at),
@@ -61,18 +74,25 @@ async def create_token(
     expires_in: timedelta | None = None,
 ) -> tuple[TokenInfo, str]:
     """A new token and its secret, which is shown this once and never stored."""
+    if is_reserved_name(name):
+        # The audit log names these actors; a token of that name would pass for them.
+        raise InvalidToken(
+            "name", f"{name!r} is reserved for actors that are not tokens ('anonymous', 'cli:...')"
+        )
     if not is_valid_name(name):
         raise InvalidToken("name", f"{name!r} must follow the name rule (a-z, 0-9, . _ - @)")
     if role not in Role.__members__:
         raise InvalidToken("role", f"{role!r} is not one of reader, writer, admin")
     if expires_in is not None and expires_in <= timedelta(0):
         raise InvalidToken("expires_in", "must be a positive duration")
+    if expires_in is not None and expires_in > timedelta(seconds=MAX_DURATION_SECONDS):
+        raise InvalidToken("expires_in", DURATION_RULE)
     secret = new_secret()
     created = now()
     expires = created + expires_in if expires_in is not None else None
     async with session.begin():
         try:
-            await token_repo.insert_token(
+            token_id = await token_repo.insert_token(
                 session,
                 name=name,
                 role=role,
@@ -82,7 +102,7 @@ async def create_token(
             )
         except IntegrityError:
             raise TokenExists(name) from None
-        info = TokenInfo(name, role, created, None, expires)
+        info = TokenInfo(token_id, name, role, created, None, expires)
         await record(
             session,
             actor=actor,
@@ -123,7 +143,11 @@ class Authenticated:
 
 
 async def authenticate(
-    session: AsyncSession, *, secret: str, request_id: str | None
+    session: AsyncSession,
+    *,
+    secret: str,
+    request_id: str | None,
+    server_request_id: str | None = None,
 ) -> Authenticated:
     """Who a bearer secret stands for; Unauthenticated for any token not valid now.
 
@@ -138,7 +162,13 @@ async def authenticate(
         raise Unauthenticated()
     last = as_utc(row.last_used_at) if row.last_used_at else None
     return Authenticated(
-        actor=Actor(name=row.name, role=Role.named(row.role), request_id=request_id),
+        actor=Actor(
+            name=row.name,
+            role=Role.named(row.role),
+            request_id=request_id,
+            server_request_id=server_request_id,
+            token_id=row.id,
+        ),
         token_id=row.id,
         stale=last is None or moment - last >= LAST_USED_RESOLUTION,
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -36,7 +38,12 @@ pytestmark = pytest.mark.anyio
 MERGE_PATCH = {"content-type": "application/merge-patch+json"}
 USERS, GROUP_PATHS = ["jsmith", "mjones", "bwayne"], ["/groups/admins", "/groups/users"]
 JSMITH = {"first_name": "Jsmith", "last_name": "Tester", "userid": "jsmith", "groups": ["admins"]}
-ENTRY_FIELDS = {"id", "at", "actor", "action", "resource", "before", "after", "request_id"}
+ENTRY_FIELDS = {
+    *("id", "at", "actor", "action", "resource", "before", "after", "request_id"),
+    *("server_request_id", "token_id"),
+}
+# The server's own request ids: 32 hex digits.
+SERVER_ID = re.compile(r"[0-9a-f]{32}")
 
 
 async def new_token(database: Database, name: str, role: str) -> str:
@@ -47,12 +54,20 @@ async def new_token(database: Database, name: str, role: str) -> str:
     return secret
 
 
+async def token_id(database: Database, name: str) -> int:
+    async with database.reader() as session, session.begin():
+        row = await token_repo.by_name(session, name=name)
+    assert row is not None
+    return row.id
+
+
 @dataclass
 class Api:
     client: httpx.AsyncClient
     database: Database
     actors: dict[str, str]  # role -> the actor name the log must show
     headers: dict[str, dict[str, str]]  # role -> the headers that act as it
+    token_ids: dict[str, int]  # role -> the id of the token that acts as it
 
 
 @pytest.fixture
@@ -63,12 +78,14 @@ async def api(
     mode = getattr(request, "param", "anonymous")
     actors = {"writer": "anonymous", "admin": "anonymous"}
     headers: dict[str, dict[str, str]] = {"writer": {}, "admin": {}}
+    token_ids: dict[str, int] = {}
     if mode == "tokens":
         settings = settings.model_copy(update={"auth": "required"})
         for role in actors:
             actors[role] = f"ci-{role}"
             secret = await new_token(database, actors[role], role)
             headers[role] = {"Authorization": f"Bearer {secret}"}
+            token_ids[role] = await token_id(database, actors[role])
     await new_token(database, "old", "reader")
     app = create_app(settings.model_copy(update={"max_body_bytes": 1024}), database=database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -79,7 +96,7 @@ async def api(
         await create_group(client, "users")
         await create_user(client, "jsmith", ["admins"])
         await create_user(client, "mjones")
-        yield Api(client, database, actors, headers)
+        yield Api(client, database, actors, headers, token_ids)
 
 
 async def rows_after(database: Database, last: int) -> list[AuditEntry]:
@@ -188,6 +205,10 @@ async def test_each_change_writes_exactly_one_entry(api: Api, change: Change) ->
     assert (row.action, row.resource) == (change.action, change.resource)
     assert row.actor == api.actors[change.role]
     assert row.request_id == response.headers["x-request-id"]
+    # Without a client id, the one the answer carries is the server's own.
+    assert row.server_request_id == row.request_id
+    assert SERVER_ID.fullmatch(row.server_request_id)
+    assert row.token_id == api.token_ids.get(change.role)
     shown_after = await view(api.client, change.resource)
     assert as_shown(change.resource, row.before) == shown_before
     assert as_shown(change.resource, row.after) == shown_after
@@ -215,6 +236,70 @@ async def test_client_request_id_is_recorded(api: Api) -> None:
     response = await api.client.post("/groups/staff", headers={"X-Request-ID": "trace-42"})
     assert response.status_code == 201, response.text
     assert [row.request_id for row in await rows_after(api.database, last)] == ["trace-42"]
+
+
+async def test_requests_sharing_a_client_id_keep_their_own_server_ids(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    last = await last_id(api.database)
+    with caplog.at_level(logging.INFO, logger="grouped_users.requests"):
+        for name in ("staff", "ops"):
+            response = await api.client.post(f"/groups/{name}", headers={"X-Request-ID": "t-1"})
+            assert response.status_code == 201, response.text
+            assert response.headers["x-request-id"] == "t-1"
+    rows = await rows_after(api.database, last)
+    assert [(row.resource, row.request_id) for row in rows] == [
+        ("groups/staff", "t-1"),
+        ("groups/ops", "t-1"),
+    ]
+    server_ids = [row.server_request_id for row in rows]
+    assert all(SERVER_ID.fullmatch(str(found)) for found in server_ids), server_ids
+    assert len(set(server_ids)) == 2
+    # Each entry leads to its own request's log line.
+    logged = {
+        getattr(record, "server_request_id", None): getattr(record, "path", None)
+        for record in caplog.records
+        if getattr(record, "request_id", None) == "t-1"
+    }
+    assert logged == {server_ids[0]: "/groups/staff", server_ids[1]: "/groups/ops"}
+    entries = (await api.client.get("/audit", params={"limit": 2})).json()["items"]
+    assert [e["server_request_id"] for e in entries] == server_ids[::-1]
+
+
+@pytest.mark.parametrize("api", ["tokens"], indirect=True)
+async def test_a_reused_token_name_keeps_apart_by_token_id(api: Api) -> None:
+    admin = api.headers["admin"]
+    first = await api.client.post("/tokens", json={"name": "ci", "role": "writer"}, headers=admin)
+    assert first.status_code == 201, first.text
+    revoked = await api.client.delete("/tokens/ci", headers=admin)
+    assert revoked.status_code == 204, revoked.text
+    second = await api.client.post("/tokens", json={"name": "ci", "role": "writer"}, headers=admin)
+    assert second.status_code == 201, second.text
+    ids = [first.json()["id"], second.json()["id"]]
+    assert ids[0] != ids[1]
+    listed = (await api.client.get("/tokens", headers=admin)).json()
+    assert [t["id"] for t in listed if t["name"] == "ci"] == [ids[1]]
+
+    last = await last_id(api.database)
+    for created, group in zip([first, second], ["one", "two"], strict=True):
+        bearer = {"Authorization": f"Bearer {created.json()['token']}"}
+        response = await api.client.post(f"/groups/{group}", headers=bearer)
+        # The first token was revoked: only the second acts.
+        assert response.status_code == (401 if group == "one" else 201), response.text
+    await api.client.post("/groups/three", headers=admin)
+    rows = await rows_after(api.database, last)
+    assert [(row.actor, row.token_id, row.resource) for row in rows] == [
+        ("ci", ids[1], "groups/two"),
+        ("ci-admin", api.token_ids["admin"], "groups/three"),
+    ]
+    # The token's own entries carry its id too.
+    made = await api.client.get("/audit", params={"resource": "tokens/ci"}, headers=admin)
+    snapshots = [(e["action"], (e["after"] or e["before"])["id"]) for e in made.json()["items"]]
+    assert snapshots == [
+        ("token.create", ids[1]),
+        ("token.revoke", ids[0]),
+        ("token.create", ids[0]),
+    ]
 
 
 BAD_IF_MATCH = {"headers": {"If-Match": '"999.999"'}}
@@ -439,11 +524,35 @@ async def test_a_bad_cursor_is_a_422(api: Api, cursor: str) -> None:
     assert_problem(response, 422, "invalid_cursor")
 
 
+BAD_SINCE = [
+    "yesterday",
+    # Unix times: no longer taken for one.
+    "0.5",
+    "-1",
+    "1700000000",
+    # Out of range once in UTC: each was a 500.
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "2024-01-01\u00e900:00:00",
+    "2024-13-01T00:00:00Z",
+]
+
+
 @pytest.mark.parametrize(
-    "query", [{"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"since": "yesterday"}]
+    "query",
+    [{"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, *({"since": s} for s in BAD_SINCE)],
 )
 async def test_a_bad_limit_or_since_is_a_422(api: Api, query: dict[str, str]) -> None:
     assert_problem(await api.client.get("/audit", params=query), 422, "invalid_query")
+
+
+async def test_since_without_an_offset_is_utc(api: Api) -> None:
+    await seed(api.database, 20)
+    everything = await walk(api.client, limit=1000)
+    pivot = datetime.fromisoformat(everything[10]["at"])
+    naive = pivot.astimezone(UTC).replace(tzinfo=None).isoformat()
+    expected = [e for e in everything if datetime.fromisoformat(e["at"]) >= pivot]
+    assert await walk(api.client, since=naive) == expected
 
 
 async def test_the_audit_log_needs_an_admin(settings: Settings, database: Database) -> None:
@@ -509,3 +618,32 @@ def test_the_cli_prints_json_lines_newest_first(tmp_path: Path) -> None:
     assert actions("--actor", entries[0]["actor"]) == ["tokens/x", "tokens/y", "tokens/x"]
     assert actions("--actor", "nobody") == []
     assert actions("--since", entries[1]["at"]) == ["tokens/x", "tokens/y"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--since", "0.5"],
+        ["--since", "0001-01-01T00:00:00+14:00"],
+        ["--limit", "-3"],
+        ["--limit", "99999999999999999999999"],
+    ],
+)
+def test_the_cli_refuses_a_bad_since_or_limit_without_a_traceback(
+    tmp_path: Path, args: list[str]
+) -> None:
+    database = tmp_path / "gu.db"
+    _cli(database, "db", "upgrade")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROUPED_USERS_")}
+    env["GROUPED_USERS_DATABASE_URL"] = f"sqlite:///{database}"
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "audit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert args[0] in result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
 import httpx
@@ -86,3 +87,36 @@ async def test_paging_is_one_based_and_stable(people: httpx.AsyncClient) -> None
     only = (await people.get("/scim/v2/Users?count=0")).json()
     assert only["totalResults"] == 3
     assert "Resources" not in only
+
+
+# A date that leaves years 1-9999 once in UTC: PostgreSQL's driver failed on it (a 500).
+OUT_OF_RANGE = [
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00.000001+00:01",
+    "9999-12-31T23:59:59-14:00",
+]
+
+
+@pytest.mark.parametrize("moment", OUT_OF_RANGE)
+@pytest.mark.parametrize("resource", ["Users", "Groups"])
+@pytest.mark.parametrize("attribute", ["meta.created", "meta.lastModified"])
+async def test_a_date_out_of_range_is_an_invalid_filter(
+    people: httpx.AsyncClient, resource: str, attribute: str, moment: str
+) -> None:
+    text = f'{attribute} gt "{moment}"'
+    response = await people.get(f"/scim/v2/{resource}?filter={quote(text)}")
+    assert response.status_code == 400, response.text
+    assert response.json()["scimType"] == "invalidFilter"
+
+
+async def test_a_date_with_an_offset_compares_as_its_instant(people: httpx.AsyncClient) -> None:
+    # An hour on either side of every user's creation, as read at the far
+    # ends of the world's offsets: SQLite once compared the local time.
+    now = datetime.now(UTC)
+    before = (now - timedelta(hours=1)).astimezone(timezone(timedelta(hours=14))).isoformat()
+    after = (now + timedelta(hours=1)).astimezone(timezone(timedelta(hours=-12))).isoformat()
+    everyone = ["ann", "bob", "cy_1"]
+    assert await ids(people, f'meta.created gt "{before}"') == everyone
+    assert await ids(people, f'meta.created lt "{after}"') == everyone
+    assert await ids(people, f'meta.created gt "{after}"') == []
+    assert await ids(people, f'meta.lastModified lt "{before}"') == []

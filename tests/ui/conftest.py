@@ -108,8 +108,8 @@ def create_token(database_url: str, role: str) -> str:
     return done.stdout.strip()
 
 
-def serve(directory: Path, auth: str) -> Iterator[Console]:
-    database_url = f"sqlite+aiosqlite:///{directory / 'console.db'}"
+def serve(directory: Path, auth: str, database_url: str | None = None) -> Iterator[Console]:
+    database_url = database_url or f"sqlite+aiosqlite:///{directory / 'console.db'}"
     server = launch(database_url, directory, env={"GROUPED_USERS_AUTH": auth}, name=auth)
     try:
         _wait_until_up(server)
