@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.names import is_valid_name, is_valid_person_name
+from app.names import ascii_lower, is_valid_name, is_valid_person_name
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,12 @@ def test_valid_person_names(name: str) -> None:
 )
 def test_invalid_person_names(name: str) -> None:
     assert not is_valid_person_name(name)
+
+
+def test_ascii_lower_lowers_a_to_z_only() -> None:
+    assert ascii_lower("JSmith.Ops@EXAMPLE") == "jsmith.ops@example"
+    # KELVIN SIGN, LATIN CAPITAL I WITH DOT, FULLWIDTH A: str.lower() would
+    # make ASCII (or rule-passing) names of the first two.
+    for look_alike in ("\u212aate", "\u0130van", "\uff21nn"):
+        assert ascii_lower(look_alike) == look_alike
+        assert not is_valid_name(ascii_lower(look_alike))

@@ -16,7 +16,7 @@ from app.api.problems import install_problem_handlers
 from app.db import Database, create_database
 from app.notifier import EventNotifier
 from app.runtime import tune_gc
-from app.scim import router as scim_router
+from app.scim import endpoints as scim_endpoints
 from app.settings import Settings, get_settings
 from app.webhooks.worker import Deliverer
 
@@ -108,8 +108,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(meta.router)
-    app.include_router(scim_router.router)
-    app.include_router(scim_router.search_router)
+    app.include_router(scim_endpoints.router)
+    app.include_router(scim_endpoints.search_router)
     app.include_router(whoami.router)
     app.include_router(ui.router)
     app.include_router(pages.router)

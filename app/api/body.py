@@ -1,40 +1,11 @@
-"""Reading JSON request bodies: media type (415) and size limit (413) first."""
+"""Reading the API's JSON request bodies: media type (415) and size limit (413) first."""
 
 from __future__ import annotations
-
-import email.message
 
 from fastapi import Request
 from starlette.types import Message, Receive
 
-from app.api.problems import HTTPProblem
-
-
-def is_json(content_type: str | None) -> bool:
-    """application/json or application/*+json; no Content-Type at all counts as JSON."""
-    if not content_type:
-        return True
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    too_large = HTTPProblem(
-        413, "body_too_large", f"The body is larger than the limit of {limit} bytes."
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
+from app.http_common import HTTPProblem, is_json, read_limited
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

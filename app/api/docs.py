@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.api.problems import PROBLEM_JSON, HTTPProblem, domain_problem, http_problem, problem
+from app.api.problems import PROBLEM_JSON, domain_problem, http_problem, problem
 from app.errors import (
     Busy,
     DomainError,
@@ -17,6 +17,7 @@ from app.errors import (
     PreconditionFailed,
     Unauthenticated,
 )
+from app.http_common import HTTPProblem, internal_error_detail
 from app.schemas import Problem
 
 Example = DomainError | HTTPProblem | dict[str, Any]
@@ -56,9 +57,7 @@ def validation_example(code: str, field: str, message: str) -> dict[str, Any]:
     )
 
 
-INTERNAL_ERROR = http_problem(
-    500, "The server failed on this request; quote request id 3f2a… to its operator."
-)
+INTERNAL_ERROR = http_problem(500, internal_error_detail("3f2a…"))
 MALFORMED_JSON = http_problem(400, "The body is not valid JSON: Expecting value at character 0.")
 TOO_LARGE = http_problem(413, "The body is larger than the limit of 8388608 bytes.")
 NOT_JSON = http_problem(415, "The body must be JSON (application/json), not text/plain.")

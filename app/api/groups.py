@@ -8,14 +8,6 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
 from app.api.auth import CurrentActor, GuardedRoute
-from app.api.conditions import (
-    ETAG_HEADER,
-    IfMatchHeader,
-    conditional_read,
-    if_none_match,
-    not_modified,
-    tagged_json,
-)
 from app.api.deps import (
     GROUP_PARAMETER,
     GroupPath,
@@ -27,6 +19,14 @@ from app.api.deps import (
     statement_reader,
 )
 from app.api.docs import BODY_ERRORS, problem_responses, validation_example
+from app.api.etags import (
+    ETAG_HEADER,
+    IfMatchHeader,
+    conditional_read,
+    if_none_match,
+    not_modified,
+    tagged_json,
+)
 from app.errors import (
     GroupExists,
     GroupHasNoMembers,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.conditions import not_modified
+from app.api.etags import not_modified
 from app.api.ui import HEADERS as CONSOLE_HEADERS
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"

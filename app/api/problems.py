@@ -46,22 +46,12 @@ from app.errors import (
     UserNotFound,
     WebhookNotFound,
 )
+from app.http_common import HTTPProblem, error_headers, internal_error_detail
 from app.scim import errors as scim_errors
 
 log = logging.getLogger("grouped_users.errors")
 
 PROBLEM_JSON = "application/problem+json"
-
-
-class HTTPProblem(Exception):
-    """An error of the HTTP exchange itself (media type, size), not of a use case."""
-
-    def __init__(
-        self, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
-        self.headers = dict(headers or {})
 
 
 # Domain error -> (status, code, title). Subclasses are looked up before their bases.
@@ -94,13 +84,6 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     DeliveryNotFound: (404, "delivery_not_found", "Delivery not found"),
     InvalidWebhook: (422, "invalid_webhook", "Invalid webhook"),
 }
-# Headers that go with an error.
-ERROR_HEADERS: dict[type[DomainError], dict[str, str]] = {
-    # Seconds a client should wait before retrying an error that passes.
-    Busy: {"Retry-After": "1"},
-    Unauthenticated: {"WWW-Authenticate": 'Bearer realm="grouped-users"'},
-}
-
 # Status of an HTTP-level error (routing, body parsing) -> (code, title).
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
     400: ("malformed_json", "Malformed JSON"),
@@ -234,7 +217,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return respond(domain_problem(exc), request, ERROR_HEADERS.get(type(exc)))
+        return respond(domain_problem(exc), request, error_headers(exc))
 
     @app.exception_handler(HTTPProblem)
     async def _http_problem(request: Request, exc: HTTPProblem) -> JSONResponse:
@@ -267,7 +250,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         # Every connection is busy for longer than GROUPED_USERS_DB_POOL_TIMEOUT:
         # say so at once rather than let requests pile up.
         log.warning("database pool exhausted (request id %s)", request.state.request_id)
-        return respond(domain_problem(Busy()), request, ERROR_HEADERS[Busy])
+        return respond(domain_problem(Busy()), request, error_headers(Busy()))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -279,9 +262,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             request_id,
             exc_info=exc,
         )
-        detail = (
-            f"The server failed on this request; quote request id {request_id} to its operator."
-        )
+        detail = internal_error_detail(request_id)
         # This answer leaves from outside every middleware: it brings its own
         # security headers.
         headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}

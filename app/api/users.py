@@ -7,15 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from app.api.auth import CurrentActor, GuardedRoute
-from app.api.conditions import (
-    ETAG_HEADER,
-    IfMatchHeader,
-    conditional_read,
-    if_none_match,
-    json_page,
-    not_modified,
-    tagged_json,
-)
 from app.api.deps import (
     USERID_PARAMETER,
     ListLimit,
@@ -26,6 +17,15 @@ from app.api.deps import (
     statement_reader,
 )
 from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, validation_example
+from app.api.etags import (
+    ETAG_HEADER,
+    IfMatchHeader,
+    conditional_read,
+    if_none_match,
+    json_page,
+    not_modified,
+    tagged_json,
+)
 from app.errors import (
     InvalidCursor,
     InvalidName,

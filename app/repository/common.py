@@ -23,6 +23,11 @@ from app.models import Membership
 NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 
 
+def escape_like(text: str) -> str:
+    """`text` as a LIKE pattern that matches it literally (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _one_statement(session: AsyncSession) -> AbstractAsyncContextManager[object]:
     """The transaction around a read of a single statement, which is atomic by itself.
 

@@ -16,9 +16,14 @@ async def group_ids_of(session: AsyncSession, *, user_id: int) -> set[int]:
     return set(rows)
 
 
-async def user_ids_of(session: AsyncSession, *, group_id: int) -> set[int]:
-    rows = await session.scalars(select(Membership.user_id).where(Membership.group_id == group_id))
-    return set(rows)
+async def members_of(session: AsyncSession, *, group_id: int) -> dict[int, str]:
+    """The group's members: their ids and userids."""
+    rows = await session.execute(
+        select(User.id, User.userid)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.group_id == group_id)
+    )
+    return {int(user_id): userid for user_id, userid in rows}
 
 
 async def add_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
@@ -94,14 +99,3 @@ async def add_one(session: AsyncSession, *, group_id: int, user_id: int) -> bool
         .returning(Membership.user_id)
     )
     return result.first() is not None
-
-
-async def member_userids(session: AsyncSession, *, group_id: int) -> list[str]:
-    """The sorted userids of the group's members."""
-    rows = await session.scalars(
-        select(User.userid)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.group_id == group_id)
-        .order_by(User.userid)
-    )
-    return list(rows)

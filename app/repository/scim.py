@@ -11,8 +11,7 @@ from sqlalchemy import BigInteger, ColumnElement, delete, func, insert, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User, UserEmail
-from app.repository.common import NO_SYNC, in_list
-from app.repository.users import search_names
+from app.repository.common import NO_SYNC, escape_like, in_list
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,6 @@ _GROUP_COLUMNS = (
 )
 
 
-def fold(text: str | None) -> str | None:
-    return None if text is None else text.casefold()
-
-
 async def user(session: AsyncSession, *, userid: str, lock: bool = False) -> ScimUserRow | None:
     query = select(*_USER_COLUMNS).where(User.userid == userid)
     if lock:
@@ -128,35 +123,6 @@ async def groups_of(
     for user_id, name, display in rows:
         found[user_id].append((name, display))
     return found
-
-
-async def update_user(
-    session: AsyncSession,
-    *,
-    user_id: int,
-    first_name: str,
-    last_name: str,
-    active: bool,
-    external_id: str | None,
-    display_name: str | None,
-) -> None:
-    """Set the attributes and bump the version."""
-    await session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(
-            first_name=first_name,
-            last_name=last_name,
-            search_names=search_names(first_name, last_name),
-            active=active,
-            external_id=external_id,
-            display_name=display_name,
-            display_key=fold(display_name),
-            version=User.version + 1,
-            updated_at=func.now(),
-        )
-        .execution_options(**NO_SYNC)
-    )
 
 
 async def set_emails(session: AsyncSession, *, user_id: int, emails: Sequence[EmailRow]) -> None:
@@ -239,7 +205,7 @@ async def display_key_taken(
 
 async def names_like(session: AsyncSession, *, base: str) -> set[str]:
     """The group names that are `base` or `base` and a suffix."""
-    escaped = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = escape_like(base)
     rows = await session.scalars(
         select(Group.name).where(Group.name.like(f"{escaped}%", escape="\\"))
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from functools import partial
 from itertools import product
@@ -33,6 +34,7 @@ from app.repository.common import (
     SingleRead,
     UserRow,
     dialect,
+    escape_like,
     in_list,
     sorted_json_array,
 )
@@ -169,20 +171,44 @@ async def insert_user(
     return int(result.scalar_one())
 
 
+class Keep(enum.Enum):
+    """The value of an optional attribute that an update leaves as it is."""
+
+    KEEP = enum.auto()
+
+
+KEEP = Keep.KEEP
+
+
 async def update_user(
-    session: AsyncSession, *, user_id: int, first_name: str, last_name: str
+    session: AsyncSession,
+    *,
+    user_id: int,
+    first_name: str,
+    last_name: str,
+    active: bool | Keep = KEEP,
+    external_id: str | Keep | None = KEEP,
+    display_name: str | Keep | None = KEEP,
 ) -> int:
-    """Set the names and bump the version; returns the new version."""
+    """Set the names (and the SCIM attributes given) and bump the version; the new version."""
+    values: dict[str, Any] = {
+        "first_name": first_name,
+        "last_name": last_name,
+        "search_names": search_names(first_name, last_name),
+        "version": User.version + 1,
+        "updated_at": func.now(),
+    }
+    if not isinstance(active, Keep):
+        values["active"] = active
+    if not isinstance(external_id, Keep):
+        values["external_id"] = external_id
+    if not isinstance(display_name, Keep):
+        values["display_name"] = display_name
+        values["display_key"] = None if display_name is None else display_name.casefold()
     result = await session.execute(
         update(User)
         .where(User.id == user_id)
-        .values(
-            first_name=first_name,
-            last_name=last_name,
-            search_names=search_names(first_name, last_name),
-            version=User.version + 1,
-            updated_at=func.now(),
-        )
+        .values(values)
         .returning(User.version)
         .execution_options(**NO_SYNC)
     )
@@ -294,10 +320,6 @@ async def page(
     if group is not None:
         parameters["group"] = group
     if search:
-        parameters["pattern"] = "%" + _escape_like(search.casefold()) + "%"
+        parameters["pattern"] = "%" + escape_like(search.casefold()) + "%"
     statement = _PAGES[(after is not None, group is not None, bool(search))]
     return [(userid, record) for userid, record in await statement.rows(session, parameters)]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -9,7 +9,6 @@ from scim2_models import Group, User
 MAX_RESULTS = 1000
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 # The attributes stored, and their sub-attributes; the rest of RFC 7643 is not kept.
 _USER_ATTRIBUTES = {

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.scim import discovery
+from app.scim.common import ScimRoute, base, respond
 from app.scim.errors import ScimError
-from app.scim.routing import ScimRoute, base, respond
 
 router = APIRouter(route_class=ScimRoute)
 

@@ -18,6 +18,7 @@ from app.errors import (
     PreconditionFailed,
     Unauthenticated,
 )
+from app.http_common import error_headers
 
 SCIM_JSON = "application/scim+json"
 PREFIX = "/scim/v2"
@@ -49,10 +50,6 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str | None]] = {
     Unauthenticated: (401, None),
     Forbidden: (403, None),
 }
-DOMAIN_HEADERS: dict[type[DomainError], dict[str, str]] = {
-    Busy: {"Retry-After": "1"},
-    Unauthenticated: {"WWW-Authenticate": 'Bearer realm="grouped-users"'},
-}
 
 
 def is_scim(request: Request) -> bool:
@@ -79,8 +76,7 @@ def domain_error(request: Request, exc: DomainError) -> JSONResponse:
     status, scim_type = next(
         DOMAIN_ERRORS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_ERRORS
     )
-    headers = next((DOMAIN_HEADERS[c] for c in type(exc).__mro__ if c in DOMAIN_HEADERS), None)
-    return scim_error(request, status, exc.detail, scim_type, headers)
+    return scim_error(request, status, exc.detail, scim_type, error_headers(exc))
 
 
 def http_error(

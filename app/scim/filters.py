@@ -26,6 +26,8 @@ from scim2_models.path import (
 from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
 
 from app.models import Group, Membership, User, UserEmail
+from app.names import ascii_lower
+from app.repository.common import escape_like
 from app.scim.errors import ScimError, invalid_filter
 from app.timestamps import parse_timestamp
 
@@ -44,10 +46,6 @@ def parse(text: str) -> FilterNode:
         return ScimFilter(text).ast
     except SCIMException as exc:
         raise invalid_filter(f"The filter {text!r} is not valid: {exc.detail}.") from None
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _string(node: Comparison) -> str:
@@ -77,7 +75,7 @@ def _text(column: Any, node: Comparison, value: str) -> Condition:
     if op == Op.ne:
         return or_(column.is_(None), column != value)
     if op in (Op.co, Op.sw, Op.ew):
-        escaped = _escape_like(value)
+        escaped = escape_like(value)
         pattern = {
             Op.co: f"%{escaped}%",
             Op.sw: f"{escaped}%",
@@ -103,7 +101,7 @@ def _person_name(part: int) -> Callable[[Comparison], Condition]:
     """
 
     def compare(node: Comparison) -> Condition:
-        v = _escape_like(_string(node).casefold())
+        v = escape_like(_string(node).casefold())
         if part == 0:
             patterns = {Op.eq: f"{v}\n%", Op.sw: f"{v}%\n%", Op.ew: f"%{v}\n%", Op.co: f"%{v}%\n%"}
         else:
@@ -231,8 +229,8 @@ class _Translator:
 
 
 def _user_name(node: Comparison) -> Condition:
-    # userName ignores case: it is stored lower-cased.
-    return _text(User.userid, node, _string(node).lower())
+    # userName ignores case: it is stored lower-cased (A-Z only, as on the way in).
+    return _text(User.userid, node, ascii_lower(_string(node)))
 
 
 def _emails_of_user(condition: Condition) -> Condition:

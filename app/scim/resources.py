@@ -19,7 +19,13 @@ from scim2_models import (
     User,
 )
 
-from app.names import NAME_RULE, PERSON_NAME_RULE, is_valid_name, is_valid_person_name
+from app.names import (
+    NAME_RULE,
+    PERSON_NAME_RULE,
+    ascii_lower,
+    is_valid_name,
+    is_valid_person_name,
+)
 from app.repository.scim import EmailRow
 from app.scim.errors import ScimError, invalid_value
 from app.service.audit import as_utc
@@ -28,7 +34,6 @@ from app.service.scim_users import ScimUser, ScimUserView
 
 # Entra ID sends the enterprise extension: it is read, and not stored.
 UserModel = User[EnterpriseUser]
-TEXT_LENGTH = 256
 
 
 def describe(exc: ValidationError) -> str:
@@ -85,10 +90,13 @@ def _text(field: str, value: str | None, *, required: bool = False) -> str | Non
 
 
 def user_name(value: str | None) -> str:
-    """The userid of a userName: SCIM userName ignores case, so it is stored lower-cased."""
+    """The userid of a userName: SCIM userName ignores case, so it is stored lower-cased.
+
+    Only A-Z are lowered; the name rule is checked on everything else as sent.
+    """
     if not value:
         raise invalid_value("userName is required.")
-    userid = value.lower()
+    userid = ascii_lower(value)
     if not is_valid_name(userid):
         raise invalid_value(f"userName {value!r} {NAME_RULE} (upper case is lowered).")
     return userid

@@ -21,6 +21,7 @@ from app.repository import users as user_repo
 from app.schemas import UserRecordIn
 from app.service import events
 from app.service.audit import record as audit
+from app.service.member_lists import lock_in_order
 
 DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_REPORT_LIMIT = 100
@@ -75,6 +76,14 @@ class ConcurrentChange(Conflict):
             "Another writer created some of these users or groups during the import; "
             "nothing was imported. Run it again."
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedRecord:
+    """An existing user's new record, and the ids of the groups it is in now."""
+
+    record: UserRecordIn
+    groups: set[int]
 
 
 @dataclass(frozen=True)
@@ -239,6 +248,15 @@ class _Import:
             else:
                 self.replaced.add(userid)
                 replacing.append((user_id, userid, record))
+        group_ids = self.group_ids
+        pairs = [(group_ids[name], userid) for userid, r in new for name in r.groups]
+        changed = await self._changed(replacing)
+        changed_ids = [user_id for user_id, _, _ in changed]
+        touched = {group_id for group_id, _ in pairs} | self._touched_by(changed)
+        self.touched |= touched
+        # New groups are this transaction's own: no other writer can reach them.
+        created = set(self.created_groups.values())
+        await lock_in_order(self.session, groups=touched - created, users=changed_ids)
         await bulk_repo.insert_users(
             self.session, users=[(userid, r.first_name, r.last_name) for userid, r in new]
         )
@@ -254,10 +272,13 @@ class _Import:
             events.emit(self.session, actor=self.actor, type="user.created", data=data)
             pairs_of_user = [(name, userid) for name in groups]
             events.memberships(self.session, actor=self.actor, added=True, pairs=pairs_of_user)
-        group_ids = self.group_ids
-        pairs = [(group_ids[name], userid) for userid, r in new for name in r.groups]
-        self.touched.update(group_id for group_id, _ in pairs)
-        pairs += await self._replace(replacing)
+        await bulk_repo.replace_users(
+            self.session,
+            users=[(i, c.record.first_name, c.record.last_name) for i, _, c in changed],
+        )
+        await bulk_repo.remove_memberships(self.session, user_ids=changed_ids)
+        self.changed += len(changed)
+        pairs += [(group_ids[g], userid) for _, userid, c in changed for g in c.record.groups]
         await bulk_repo.add_memberships(self.session, pairs=pairs)
         self._report()
 
@@ -297,33 +318,34 @@ class _Import:
         else:
             self.unknown_groups.update(missing)
 
-    async def _replace(
+    async def _changed(
         self, replacing: list[tuple[int, str, UserRecordIn]]
-    ) -> list[tuple[int, str]]:
-        """Overwrite these existing users as PUT would; their new memberships, to add."""
+    ) -> list[tuple[int, str, ChangedRecord]]:
+        """The existing users whose records the import changes (as PUT would), with
+        the groups they are in now; an unchanged record keeps its version (and ETag)."""
         if not replacing:
             return []
         current = await bulk_repo.current(
             self.session, ids=[user_id for user_id, _, _ in replacing]
         )
-        changed: list[tuple[int, str, UserRecordIn]] = []
+        changed: list[tuple[int, str, ChangedRecord]] = []
         for user_id, userid, record in replacing:
             first, last, groups = current[user_id]
             if (first, last) == (record.first_name, record.last_name) and sorted(groups) == sorted(
                 record.groups
             ):
-                # As PUT: an unchanged record keeps its version (and ETag).
                 self.unchanged += 1
-                continue
-            changed.append((user_id, userid, record))
-            self.touched |= set(groups.values()) ^ {self.group_ids[g] for g in record.groups}
-            self._emit_replaced(userid, (first, last, sorted(groups)), record)
-        await bulk_repo.replace_users(
-            self.session, users=[(i, r.first_name, r.last_name) for i, _, r in changed]
-        )
-        await bulk_repo.remove_memberships(self.session, user_ids=[i for i, _, _ in changed])
-        self.changed += len(changed)
-        return [(self.group_ids[name], userid) for _, userid, r in changed for name in r.groups]
+            else:
+                changed.append((user_id, userid, ChangedRecord(record, set(groups.values()))))
+                self._emit_replaced(userid, (first, last, sorted(groups)), record)
+        return changed
+
+    def _touched_by(self, changed: list[tuple[int, str, ChangedRecord]]) -> set[int]:
+        """The groups whose member lists these changes change."""
+        touched: set[int] = set()
+        for _, _, change in changed:
+            touched |= change.groups ^ {self.group_ids[g] for g in change.record.groups}
+        return touched
 
     def _emit_replaced(
         self, userid: str, before: tuple[str, str, list[str]], record: UserRecordIn

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Actor
-from app.errors import GroupExists, GroupHasNoMembers, GroupNotFound, InvalidName, UnknownUsers
+from app.errors import GroupExists, GroupHasNoMembers, GroupNotFound, InvalidName
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
 from app.repository import groups as group_repo
@@ -17,6 +17,7 @@ from app.repository import users as user_repo
 from app.service import events
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, retried
+from app.service.member_lists import lock_in_order, write_members
 
 
 @retried
@@ -66,36 +67,22 @@ async def replace_members(
         if group is None:
             raise GroupNotFound(name)
         check(if_match, f"Group {name!r}", group.id, group.version)
-        found = await user_repo.find_many(session, userids=userids)
-        unknown = sorted(set(userids) - found.keys())
-        if unknown:
-            raise UnknownUsers(unknown, userids)
-        wanted = set(found.values())
-        current = await memberships.user_ids_of(session, group_id=group.id)
-        added, removed = wanted - current, current - wanted
-        # The group is locked first, then the users whose records change.
-        await user_repo.lock_ids(session, ids=sorted(added | removed))
-        before = await memberships.member_userids(session, group_id=group.id)
-        await memberships.remove_for_group(session, group_id=group.id, user_ids=sorted(removed))
-        await memberships.add_for_group(session, group_id=group.id, user_ids=sorted(added))
-        await user_repo.bump(session, ids=sorted(added | removed))
-        await group_repo.bump(session, ids=[group.id])
+        change = await write_members(session, group_id=group.id, userids=userids)
         await audit(
             session,
             actor=actor,
             action="group.replace_members",
             resource=f"groups/{name}",
-            before=before,
-            after=sorted(userids),
-        )
-        was, now = set(before), set(userids)
-        events.memberships(
-            session, actor=actor, added=False, pairs=[(name, u) for u in sorted(was - now)]
+            before=change.before,
+            after=change.after,
         )
         events.memberships(
-            session, actor=actor, added=True, pairs=[(name, u) for u in sorted(now - was)]
+            session, actor=actor, added=False, pairs=[(name, u) for u in change.removed]
         )
-    return Tagged(sorted(userids), etag(group.id, group.version + 1))
+        events.memberships(
+            session, actor=actor, added=True, pairs=[(name, u) for u in change.added]
+        )
+    return Tagged(change.after, etag(group.id, group.version + 1))
 
 
 @retried
@@ -109,15 +96,19 @@ async def delete_group(
         if group is None:
             raise GroupNotFound(name)
         check(if_match, f"Group {name!r}", group.id, group.version)
-        members = sorted(await memberships.user_ids_of(session, group_id=group.id))
-        before = await memberships.member_userids(session, group_id=group.id)
+        members = await memberships.members_of(session, group_id=group.id)
         # The memberships go by cascade; the records of their users change.
-        await user_repo.lock_ids(session, ids=members)
-        await user_repo.bump(session, ids=members)
+        await lock_in_order(session, users=members.keys())
+        await user_repo.bump(session, ids=sorted(members))
         await group_repo.delete_group(session, group_id=group.id)
         await audit(
-            session, actor=actor, action="group.delete", resource=f"groups/{name}", before=before
+            session,
+            actor=actor,
+            action="group.delete",
+            resource=f"groups/{name}",
+            before=sorted(members.values()),
         )
         # The cascade's memberships go first, then the group.
-        events.memberships(session, actor=actor, added=False, pairs=[(name, u) for u in before])
+        gone = [(name, userid) for userid in sorted(members.values())]
+        events.memberships(session, actor=actor, added=False, pairs=gone)
         events.emit(session, actor=actor, type="group.deleted", data={"name": name})

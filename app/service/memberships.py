@@ -17,7 +17,7 @@ from app.service.common import retried
 
 
 async def _lock_pair(session: AsyncSession, name: str, userid: str) -> tuple[GroupRow, UserRow]:
-    # The group before the user, as every writer locks them.
+    # The group before the user: app.service.member_lists.lock_in_order's order.
     group = await group_repo.lock(session, name=name) if is_valid_name(name) else None
     if group is None:
         raise GroupNotFound(name)

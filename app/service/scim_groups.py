@@ -13,17 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Actor
-from app.errors import Busy, DisplayNameTaken, GroupNotFound, UnknownUsers
+from app.errors import Busy, DisplayNameTaken, GroupNotFound
 from app.models import NAME_LENGTH
-from app.names import is_valid_name
+from app.names import ascii_lower, is_valid_name
 from app.preconditions import IfMatch, etag
-from app.repository import memberships
 from app.repository import scim as scim_repo
-from app.repository import users as user_repo
 from app.repository.scim import ScimGroupRow
 from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried
+from app.service.member_lists import write_members
 
 _OUTSIDE_NAME_RULE = re.compile(r"[^a-z0-9._@-]+")
 _DASHES = re.compile(r"-{2,}")
@@ -56,7 +55,7 @@ def derive_name(display_name: str) -> str:
     Lower-cased, every run of other characters a '-', trimmed to 64
     characters, starting with a letter or digit ("Sales - EMEA" -> "sales-emea").
     """
-    name = _DASHES.sub("-", _OUTSIDE_NAME_RULE.sub("-", display_name.lower()))
+    name = _DASHES.sub("-", _OUTSIDE_NAME_RULE.sub("-", ascii_lower(display_name)))
     name = name.lstrip("._@-")[:NAME_LENGTH].rstrip("-")
     return name if is_valid_name(name) else "group"
 
@@ -126,22 +125,6 @@ async def list_groups(
         return total, await _views(session, rows, with_members)
 
 
-async def _set_members(
-    session: AsyncSession, *, group_id: int, userids: tuple[str, ...], current: set[int]
-) -> None:
-    """Make these users the members (the group is locked already, users after it)."""
-    found = await user_repo.find_many(session, userids=userids)
-    unknown = sorted(set(userids) - found.keys())
-    if unknown:
-        raise UnknownUsers(unknown, list(userids))
-    wanted = set(found.values())
-    added, removed = wanted - current, current - wanted
-    await user_repo.lock_ids(session, ids=sorted(added | removed))
-    await memberships.remove_for_group(session, group_id=group_id, user_ids=sorted(removed))
-    await memberships.add_for_group(session, group_id=group_id, user_ids=sorted(added))
-    await user_repo.bump(session, ids=sorted(added | removed))
-
-
 @retried
 async def create_group(session: AsyncSession, *, actor: Actor, group: ScimGroup) -> ScimGroupView:
     async with session.begin():
@@ -161,7 +144,8 @@ async def create_group(session: AsyncSession, *, actor: Actor, group: ScimGroup)
             if "display_key" in str(exc.orig):
                 raise DisplayNameTaken(group.display_name) from None
             raise Busy() from None
-        await _set_members(session, group_id=group_id, userids=group.members, current=set())
+        if group.members:
+            await write_members(session, group_id=group_id, userids=group.members)
         await audit(
             session,
             actor=actor,
@@ -209,17 +193,19 @@ async def change_group(
         ):
             raise DisplayNameTaken(wanted.display_name)
         if wanted.members != before.members:
-            current = await memberships.user_ids_of(session, group_id=row.id)
-            await _set_members(session, group_id=row.id, userids=wanted.members, current=current)
-        try:
-            await scim_repo.update_group(
-                session,
-                group_id=row.id,
-                display_name=wanted.display_name,
-                external_id=wanted.external_id,
-            )
-        except IntegrityError:
-            raise Busy() from None
+            await write_members(session, group_id=row.id, userids=wanted.members)
+        if (wanted.display_name, wanted.external_id) != (before.display_name, before.external_id):
+            try:
+                await scim_repo.update_group(
+                    session,
+                    group_id=row.id,
+                    display_name=wanted.display_name,
+                    external_id=wanted.external_id,
+                )
+            except IntegrityError:
+                # Another transaction took the displayName since we looked
+                # (PostgreSQL): the unique index decides, as on create.
+                raise DisplayNameTaken(wanted.display_name) from None
         await audit(
             session,
             actor=actor,

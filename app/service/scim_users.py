@@ -175,7 +175,7 @@ async def change_user(
         if wanted == before.user:
             # Nothing changes: the version (and every client's ETag) stays.
             return before
-        await scim_repo.update_user(
+        await user_repo.update_user(
             session,
             user_id=row.id,
             first_name=wanted.first_name,

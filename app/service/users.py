@@ -18,6 +18,7 @@ from app.schemas import UserRecord, UserRecordIn
 from app.service import events
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, group_ids, retried
+from app.service.member_lists import lock_in_order
 
 
 def _check_userid(userid: str, given: str | None) -> None:
@@ -47,8 +48,8 @@ async def create_user(
     _check_userid(userid, record.userid)
     async with session.begin():
         new_groups = sorted(await group_ids(session, record.groups))
-        # Their member lists change: lock them (groups before users, always).
-        await group_repo.lock_ids(session, ids=new_groups)
+        # Their member lists change.
+        await lock_in_order(session, groups=new_groups)
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
             user_id = await user_repo.insert_user(
@@ -123,10 +124,9 @@ async def update_user(
             raise UserNotFound(userid)
         wanted = None if groups is None else await group_ids(session, groups)
         first_seen = await memberships.group_ids_of(session, user_id=seen.id)
-        # Lock the groups whose member lists change before the user, as every
-        # writer does, so that two writers never wait for each other.
+        # The groups whose member lists change, before the user.
         locked = set() if wanted is None else first_seen ^ wanted
-        await group_repo.lock_ids(session, ids=sorted(locked))
+        await lock_in_order(session, groups=locked)
         user = await user_repo.lock(session, userid=userid)
         if user is None:
             raise UserNotFound(userid)
@@ -142,7 +142,7 @@ async def update_user(
         if wanted is not None:
             added, removed = wanted - current, current - wanted
             # Rare: a membership changed between the first look and the lock.
-            await group_repo.lock_ids(session, ids=sorted((added | removed) - locked))
+            await lock_in_order(session, groups=(added | removed) - locked)
             await memberships.remove_for_user(session, user_id=user.id, group_ids=sorted(removed))
             await memberships.add_for_user(session, user_id=user.id, group_ids=sorted(added))
             await group_repo.bump(session, ids=sorted(added | removed))
@@ -180,13 +180,13 @@ async def delete_user(
         if seen is None:
             raise UserNotFound(userid)
         before = await memberships.group_ids_of(session, user_id=seen.id)
-        await group_repo.lock_ids(session, ids=sorted(before))
+        await lock_in_order(session, groups=before)
         user = await user_repo.lock(session, userid=userid, for_delete=True)
         if user is None:
             raise UserNotFound(userid)
         check(if_match, f"User {userid!r}", user.id, user.version)
         current = await memberships.group_ids_of(session, user_id=user.id)
-        await group_repo.lock_ids(session, ids=sorted(current - before))
+        await lock_in_order(session, groups=current - before)
         gone = UserRecord(
             first_name=user.first_name,
             last_name=user.last_name,

@@ -9,6 +9,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from app.api import create_app
+from app.db import Database
+from app.settings import Settings
+
 pytestmark = pytest.mark.anyio
 
 SCIM = {"Content-Type": "application/scim+json"}
@@ -222,3 +226,54 @@ async def test_out_of_range_paging_is_read_as_the_rfc_says(
         total,
     )
     assert len(page.get("Resources", [])) == items
+
+
+FOUR_ANNS = [{"value": "ann"}] * 4
+RENAME = {"op": "add", "path": "displayName", "value": "T"}
+OFF = {"op": "replace", "path": "active", "value": False}
+EMAILS = [{"value": f"n{i}@example.com"} for i in range(4)]
+# (method, url, body, where the list of 4 is): each one over a limit of 3.
+TOO_LONG: list[tuple[str, str, dict[str, Any], str]] = [
+    ("PATCH", "/Groups/team", patch(*[RENAME] * 4), "Operations"),
+    (
+        "PATCH",
+        "/Groups/team",
+        patch({"op": "add", "path": "members", "value": FOUR_ANNS}),
+        "Operations[0].value",
+    ),
+    (
+        "PUT",
+        "/Groups/team",
+        {"schemas": [GROUP], "displayName": "T", "members": FOUR_ANNS},
+        "members",
+    ),
+    ("POST", "/Groups", {"schemas": [GROUP], "displayName": "N", "members": FOUR_ANNS}, "members"),
+    ("POST", "/Users", user(emails=EMAILS), "emails"),
+    ("PATCH", "/Users/ann", patch(*[OFF] * 4), "Operations"),
+    ("POST", "/.search", {"schemas": [SEARCH], "attributes": ["id"] * 4}, "attributes"),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body", "field"), TOO_LONG)
+async def test_every_list_in_a_body_is_capped_before_any_work(
+    settings: Settings,
+    database: Database,
+    method: str,
+    url: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    app = create_app(settings.model_copy(update={"max_list_length": 3}), database=database)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        ann = await client.post("/scim/v2/Users", json=user(userName="ann"), headers=SCIM)
+        assert ann.status_code == 201, ann.text
+        team = {"schemas": [GROUP], "displayName": "Team", "members": [{"value": "ann"}]}
+        assert (await client.post("/scim/v2/Groups", json=team, headers=SCIM)).status_code == 201
+        before = [(await client.get(f"/scim/v2/{kind}")).json() for kind in ("Users", "Groups")]
+        refused = await client.request(method, f"/scim/v2{url}", json=body, headers=SCIM)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["scimType"] == "invalidValue"
+        assert field in refused.json()["detail"]
+        after = [(await client.get(f"/scim/v2/{kind}")).json() for kind in ("Users", "Groups")]
+        assert after == before

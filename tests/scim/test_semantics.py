@@ -129,6 +129,63 @@ async def test_a_display_name_taken_between_check_and_insert_is_409(
     assert groups.json()["totalResults"] == 1
 
 
+async def test_a_display_name_taken_between_check_and_update_is_409(
+    team: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A concurrent renamer that got in after our check: 409, as on create.
+    async def never_taken(*_args: Any, **_kwargs: Any) -> bool:
+        return False
+
+    other = await call(team, "POST", "/Groups", {"schemas": [GROUP], "displayName": "Other"})
+    monkeypatch.setattr(scim_repo, "display_key_taken", never_taken)
+    renamed = patch({"op": "replace", "path": "displayName", "value": "TEAM"})
+    taken = await call(team, "PATCH", f"/Groups/{other.json()['id']}", renamed)
+    assert (taken.status_code, taken.json()["scimType"]) == (409, "uniqueness")
+    again = await call(team, "GET", f"/Groups/{other.json()['id']}")
+    assert again.json()["displayName"] == "Other"
+
+
+async def test_if_none_match_reads_a_list_of_tags_weak_or_strong(team: httpx.AsyncClient) -> None:
+    for url in ("/Users/ann", "/Groups/team"):
+        current = (await call(team, "GET", url)).headers["ETag"]
+        for header in (current, f'"0.0", {current}', f"W/{current}", "*"):
+            unchanged = await call(team, "GET", url, **{"If-None-Match": header})
+            assert unchanged.status_code == 304, (url, header)
+            assert unchanged.headers["ETag"] == current
+        assert (await call(team, "GET", url, **{"If-None-Match": '"0.0"'})).status_code == 200
+
+
+async def test_if_match_compares_strongly_and_star_needs_a_resource(
+    team: httpx.AsyncClient,
+) -> None:
+    current = (await call(team, "GET", "/Users/bob")).headers["ETag"]
+    off = patch({"op": "replace", "path": "active", "value": False})
+    weak = await call(team, "PATCH", "/Users/bob", off, **{"If-Match": f"W/{current}"})
+    assert weak.status_code == 412, weak.text
+    listed = await call(team, "PATCH", "/Users/bob", off, **{"If-Match": f'"0.0", {current}'})
+    assert listed.status_code == 200, listed.text
+    assert (await call(team, "PATCH", "/Users/bob", off, **{"If-Match": "*"})).status_code == 200
+    gone = await call(team, "PATCH", "/Users/nobody", off, **{"If-Match": "*"})
+    assert gone.status_code == 404
+
+
+async def test_look_alike_user_names_reach_no_one(team: httpx.AsyncClient) -> None:
+    # U+212A KELVIN SIGN lower-cases to ASCII "k" in Python: the name rule
+    # must see what was sent, with only A-Z folded.
+    assert (await call(team, "POST", "/Users", user("kate"))).status_code == 201
+    for look_alike in ("\u212aate", "\u212aATE", "k\u0430te"):
+        created = await call(team, "POST", "/Users", user(look_alike))
+        assert (created.status_code, created.json()["scimType"]) == (400, "invalidValue")
+        found = await call(team, "GET", f'/Users?filter=userName eq "{look_alike}"')
+        assert found.json()["totalResults"] == 0, look_alike
+    found = await call(team, "GET", '/Users?filter=userName eq "KATE"')
+    assert [r["id"] for r in found.json()["Resources"]] == ["kate"]
+    group = {"schemas": [GROUP], "displayName": "\u212aate Team"}
+    created = await call(team, "POST", "/Groups", group)
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] != "kate-team"
+
+
 async def test_entra_member_changes(team: httpx.AsyncClient) -> None:
     # Entra adds members as a list of {value}, and removes them naming them in value.
     add = patch({"op": "Add", "path": "members", "value": [{"value": "bob"}]})

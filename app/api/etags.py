@@ -1,17 +1,18 @@
-"""HTTP conditional requests (RFC 9110 §13): ETag, If-Match, If-None-Match."""
+"""ETags on the API's answers: the If-Match and If-None-Match parameters, tagged responses.
+
+What the headers mean is app.preconditions'; this is how FastAPI routes take and answer them.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
+from app import preconditions
 from app.preconditions import IfMatch
-
-_TAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
 
 ETAG_HEADER: dict[str, Any] = {
     "ETag": {
@@ -19,11 +20,6 @@ ETAG_HEADER: dict[str, Any] = {
         "schema": {"type": "string", "example": '"42.3"'},
     }
 }
-
-
-def _tags(value: str) -> list[tuple[bool, str]]:
-    """(weak, tag) for each entity tag of a header value; unparsable parts are dropped."""
-    return [(bool(weak), tag) for weak, tag in _TAG.findall(value)]
 
 
 async def if_match(
@@ -35,12 +31,7 @@ async def if_match(
         ),
     ] = None,
 ) -> IfMatch | None:
-    if header is None:
-        return None
-    if header.strip() == "*":
-        return IfMatch(None)
-    # If-Match compares strongly: a weak tag never matches.
-    return IfMatch(frozenset(tag for weak, tag in _tags(header) if not weak))
+    return preconditions.if_match(header)
 
 
 IfMatchHeader = Annotated[IfMatch | None, Depends(if_match)]
@@ -67,9 +58,7 @@ def if_none_match(request: Request) -> str | None:
 
 def not_modified(if_none_match: str | None, etag: str) -> Response | None:
     """A 304 when the client's copy is current (weak comparison), else None."""
-    if if_none_match is None:
-        return None
-    if if_none_match.strip() == "*" or etag in {tag for _, tag in _tags(if_none_match)}:
+    if preconditions.none_match(if_none_match, etag):
         return Response(status_code=304, headers={"ETag": etag})
     return None
 

@@ -13,6 +13,20 @@ from app.api.auth import CurrentActor
 from app.api.deps import ReaderSession, WriterSession
 from app.auth import Actor
 from app.scim import filters
+from app.scim.common import (
+    Listing,
+    ScimRoute,
+    ScimSearchRoute,
+    asks_for,
+    attributes,
+    base,
+    if_match,
+    listing,
+    not_modified,
+    read_body,
+    respond,
+    wants,
+)
 from app.scim.discovery_router import router as discovery_router
 from app.scim.errors import PREFIX, ScimError
 from app.scim.patch import group_change, same_user_name, user_change
@@ -23,19 +37,6 @@ from app.scim.resources import (
     parse,
     user_from_scim,
     user_to_scim,
-)
-from app.scim.routing import (
-    Listing,
-    ScimRoute,
-    ScimSearchRoute,
-    asks_for,
-    attributes,
-    base,
-    if_match,
-    listing,
-    read_body,
-    respond,
-    wants,
 )
 from app.service import groups as core_groups
 from app.service import scim_groups, scim_users
@@ -132,8 +133,8 @@ async def get_user(userid: str, request: Request, session: ReaderSession) -> Res
     """One user; 304 when If-None-Match names its ETag."""
     parameters = attributes(dict(request.query_params))
     view = await scim_users.get_user(session, userid=userid)
-    if request.headers.get("if-none-match") == view.etag:
-        return Response(status_code=304, headers={"ETag": view.etag})
+    if (unchanged := not_modified(request, view.etag)) is not None:
+        return unchanged
     return _user(view, request, parameters)
 
 
@@ -251,8 +252,8 @@ async def get_group(name: str, request: Request, session: ReaderSession) -> Resp
     view = await scim_groups.get_group(
         session, name=name, with_members=wants(parameters, "members")
     )
-    if request.headers.get("if-none-match") == view.etag:
-        return Response(status_code=304, headers={"ETag": view.etag})
+    if (unchanged := not_modified(request, view.etag)) is not None:
+        return unchanged
     return _group(view, request, parameters)
 
 

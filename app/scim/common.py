@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from scim2_models import ResponseParameters
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app import preconditions
 from app.api.auth import GuardedRoute
-from app.api.body import is_json, read_limited
-from app.api.problems import HTTPProblem
 from app.auth import Role
-from app.errors import Busy, DomainError
+from app.errors import Busy, DomainError, ListTooLong
+from app.http_common import HTTPProblem, internal_error_detail, is_json, read_limited
 from app.preconditions import IfMatch
 from app.scim.discovery import MAX_RESULTS
 from app.scim.errors import SCIM_JSON, ScimError, domain_error, invalid_value, scim_error
@@ -64,11 +64,7 @@ class ScimRoute(GuardedRoute):
                     request.url.path,
                     request_id,
                 )
-                detail = (
-                    f"The server failed on this request; quote request id {request_id}"
-                    " to its operator."
-                )
-                return scim_error(request, 500, detail)
+                return scim_error(request, 500, internal_error_detail(request_id))
 
         return scim
 
@@ -102,18 +98,43 @@ async def read_body(request: Request) -> Any:
             415, f"The body must be application/scim+json or application/json, not {content_type}."
         )
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ScimError(400, f"The body is not valid JSON: {exc}.", "invalidSyntax") from None
     except RecursionError:
         raise ScimError(400, "The body is nested too deeply.", "invalidSyntax") from None
+    check_lists(body, request.app.state.settings.max_list_length)
+    return body
+
+
+def check_lists(body: Any, limit: int) -> None:
+    """Refuse a body with a list longer than `limit` anywhere in it, before any work.
+
+    A PATCH's Operations are applied one by one and a group's members are
+    each looked up: their number, not the body's size, is what costs.
+    """
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            pending += (
+                (f"{path}.{key}" if path else str(key), item) for key, item in value.items()
+            )
+        elif isinstance(value, list):
+            if len(value) > limit:
+                raise ListTooLong(path or "body", len(value), limit)
+            pending += ((f"{path}[{index}]", item) for index, item in enumerate(value))
 
 
 def if_match(request: Request) -> IfMatch | None:
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
-        return None
-    return IfMatch(frozenset(tag.strip() for tag in header.split(",")))
+    return preconditions.if_match(request.headers.get("if-match"))
+
+
+def not_modified(request: Request, etag: str) -> Response | None:
+    """A 304 when If-None-Match names the resource's current tag (or is `*`), else None."""
+    if preconditions.none_match(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return None
 
 
 def _int(value: Any, name: str, default: int) -> int:
