@@ -116,6 +116,12 @@ async def delete_webhook(session: AsyncSession, *, webhook_id: str) -> bool:
     return result.first() is not None
 
 
+async def behind(session: AsyncSession, *, position: int) -> bool:
+    """Whether an enabled endpoint has events up to `position` still to queue."""
+    query = select(Webhook.id).where(Webhook.enabled.is_(True), Webhook.cursor < position)
+    return (await session.execute(query.limit(1))).first() is not None
+
+
 async def lock_for_fan_out(session: AsyncSession) -> list[WebhookRow]:
     """The enabled webhooks no other process is queueing for right now (locked)."""
     query = (

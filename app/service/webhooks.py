@@ -234,6 +234,16 @@ async def retry_delivery(
 
 
 @retried
+async def has_work(session: AsyncSession) -> bool:
+    """Whether there is anything to queue or send now; a read, so idle processes take no lock."""
+    async with session.begin():
+        position = (await event_repo.counter(session)).position
+        if await repo.behind(session, position=position):
+            return True
+        return bool(await repo.due_endpoints(session, now=now(), limit=1))
+
+
+@retried
 async def fan_out(session: AsyncSession) -> int:
     """Queue, for each enabled endpoint, the feed's events after its cursor that it wants.
 

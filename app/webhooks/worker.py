@@ -93,6 +93,8 @@ class Deliverer:
 
     async def run_once(self) -> bool:
         """Queue what is new, then make one delivery; False when there was none to make."""
+        if not await webhooks.has_work(self._database.reader()):
+            return False
         async with self._database.writer() as session:
             await webhooks.fan_out(session)
         async with self._database.writer() as session:
