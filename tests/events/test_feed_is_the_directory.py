@@ -98,7 +98,16 @@ class Consumer:
         params: dict[str, Any] = {"limit": 1000, "wait": wait}
         if self.cursor is not None:
             params["after"] = self.cursor
-        response = await client.get("/events", params=params)
+        for attempt in range(3):
+            try:
+                response = await client.get("/events", params=params)
+                break
+            except httpx.RemoteProtocolError:
+                # A kept-alive connection the server closed while we were
+                # away (export, GET /groups): a GET with the same cursor is
+                # safe to send again, as any consumer would.
+                if attempt == 2:
+                    raise
         assert response.status_code == 200, response.text
         page = response.json()
         for event in page["items"]:
