@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.statement import SHARED_SESSION
+from app.repository.events import EventSession
 from app.settings import Settings
 
 # Read-only use cases run on an engine view carrying this option, so that on
@@ -95,7 +96,13 @@ def create_database(settings: Settings) -> Database:
     )
     return Database(
         engine=engine,
-        writer=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        writer=async_sessionmaker(
+            engine,
+            expire_on_commit=False,
+            autoflush=False,
+            # Writes the events a use case queued as its transaction commits.
+            sync_session_class=EventSession,
+        ),
         reader=reader,
         fast_reader=fast_reader,
         shared_statement_session=_shared(reader) if fast_reader is not None else None,

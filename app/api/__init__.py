@@ -9,16 +9,18 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, metrics
-from app.api import admin, groups, meta, ops, pages, ui, users, whoami
+from app.api import admin, events, groups, meta, ops, pages, ui, users, webhooks, whoami
 from app.api.docs import install_openapi
 from app.api.local_only import LocalOnly
 from app.api.middleware import EdgeMiddleware
 from app.api.problems import install_problem_handlers
 from app.db import Database, create_database
+from app.notifier import EventNotifier
 from app.runtime import tune_gc
 from app.scim import endpoints as scim_endpoints
 from app.scim import errors as scim_errors
 from app.settings import Settings, get_settings
+from app.webhooks.worker import Deliverer
 
 DESCRIPTION = """\
 User records and their group memberships. Errors are `application/problem+json`
@@ -32,18 +34,25 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if database is not None:
-            app.state.database = database
-            yield
-            return
-        app.state.database = create_database(settings)
-        tune_gc()
+        notifier = app.state.event_notifier = EventNotifier(settings.database_url)
+        await notifier.start()
         try:
-            yield
+            if database is not None:
+                app.state.database = database
+                async with _delivering(app.state.database, settings, notifier):
+                    yield
+                return
+            app.state.database = create_database(settings)
+            tune_gc()
+            try:
+                async with _delivering(app.state.database, settings, notifier):
+                    yield
+            finally:
+                # What the last second of requests added, before the worker ends.
+                metrics.TALLY.flush()
+                await app.state.database.dispose()
         finally:
-            # What the last second of requests added, before the worker ends.
-            metrics.TALLY.flush()
-            await app.state.database.dispose()
+            await notifier.stop()
 
     app = FastAPI(
         title="grouped-users",
@@ -68,6 +77,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             {"name": "groups", "description": "Groups and their members."},
             {"name": "tokens", "description": "API tokens (admin)."},
             {"name": "audit", "description": "The audit log (admin)."},
+            {"name": "events", "description": "The change feed, in commit order."},
+            {"name": "webhooks", "description": "Endpoints that receive the feed (admin)."},
             {"name": "operations", "description": "Probes and metrics."},
         ],
     )
@@ -103,6 +114,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(ops.probes)
     app.include_router(ops.guarded)
     app.include_router(admin.router)
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(meta.router)
     app.include_router(scim_endpoints.router)
     app.include_router(scim_endpoints.search_router)
@@ -111,6 +124,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(pages.router)
     install_openapi(app)
     return app
+
+
+@asynccontextmanager
+async def _delivering(
+    database: Database, settings: Settings, notifier: EventNotifier
+) -> AsyncIterator[None]:
+    """Webhook deliveries and the feed's retention, in the background of this process."""
+    if not settings.webhook_deliver:
+        yield
+        return
+    deliverer = Deliverer(database, settings, notifier.bell)
+    await deliverer.start()
+    try:
+        yield
+    finally:
+        await deliverer.stop()
 
 
 def _add_routes(app: FastAPI, router: APIRouter) -> None:

@@ -17,6 +17,8 @@ from starlette.routing import Match
 from app.api.ui import HEADERS as CONSOLE_HEADERS
 from app.errors import (
     Busy,
+    CursorExpired,
+    DeliveryNotFound,
     DisplayNameTaken,
     DomainError,
     FieldProblem,
@@ -29,6 +31,7 @@ from app.errors import (
     InvalidName,
     InvalidSearch,
     InvalidToken,
+    InvalidWebhook,
     ListTooLong,
     NonEmptyBody,
     NotAMember,
@@ -42,6 +45,7 @@ from app.errors import (
     UserExists,
     UseridMismatch,
     UserNotFound,
+    WebhookNotFound,
 )
 from app.http_common import HTTPProblem, error_headers, internal_error_detail
 
@@ -75,6 +79,10 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     TokenNotFound: (404, "token_not_found", "Token not found"),
     InvalidToken: (422, "invalid_token_request", "Invalid token request"),
     ListTooLong: (422, "list_too_long", "List too long"),
+    CursorExpired: (410, "cursor_expired", "Cursor expired"),
+    WebhookNotFound: (404, "webhook_not_found", "Webhook not found"),
+    DeliveryNotFound: (404, "delivery_not_found", "Delivery not found"),
+    InvalidWebhook: (422, "invalid_webhook", "Invalid webhook"),
 }
 # Status of an HTTP-level error (routing, body parsing) -> (code, title).
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
@@ -95,6 +103,7 @@ INVALID_BODY_CODES = {
     "users": "invalid_record",
     "groups": "invalid_member_list",
     "tokens": "invalid_token_request",
+    "webhooks": "invalid_webhook",
 }
 
 
@@ -122,7 +131,10 @@ def domain_problem(exc: DomainError) -> dict[str, Any]:
         DOMAIN_ERRORS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_ERRORS
     )
     errors = exc.problems if isinstance(exc, Invalid) else None
-    return problem(status, code, title, exc.detail, errors)
+    body = problem(status, code, title, exc.detail, errors)
+    if isinstance(exc, CursorExpired):
+        body["cursor"] = exc.cursor
+    return body
 
 
 def http_problem(status: int, detail: str, code: str | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from app.preconditions import IfMatch, etag
 from app.predicates import Predicate
 from app.repository import scim as scim_repo
 from app.repository.scim import ScimGroupRow
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried
 from app.service.member_lists import write_members
@@ -151,6 +152,10 @@ async def create_group(session: AsyncSession, *, actor: Actor, group: ScimGroup)
             resource=f"groups/{name}",
             after=_audited(group),
         )
+        data = {"name": name, "display_name": group.display_name}
+        events.emit(session, actor=actor, type="group.created", data=data)
+        members = sorted(set(group.members))
+        events.memberships(session, actor=actor, added=True, pairs=[(name, u) for u in members])
         row = await scim_repo.group(session, name=name)
         assert row is not None
         return (await _views(session, [row], True))[0]
@@ -207,6 +212,13 @@ async def change_group(
             resource=f"groups/{name}",
             before=_audited(before),
             after=_audited(wanted),
+        )
+        was, now = set(before.members), set(wanted.members)
+        events.memberships(
+            session, actor=actor, added=False, pairs=[(name, u) for u in sorted(was - now)]
+        )
+        events.memberships(
+            session, actor=actor, added=True, pairs=[(name, u) for u in sorted(now - was)]
         )
         changed = await scim_repo.group(session, name=name)
         assert changed is not None

@@ -18,6 +18,7 @@ from app.predicates import Predicate
 from app.repository import scim as scim_repo
 from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried
 
@@ -92,6 +93,21 @@ def _rows(emails: tuple[ScimEmail, ...]) -> list[EmailRow]:
     return [EmailRow(e.value, e.type, e.primary) for e in emails]
 
 
+# What a SCIM change can change of a user, as user.updated names it in `changed`.
+_CHANGEABLE = ("first_name", "last_name", "active", "external_id", "display_name", "emails")
+
+
+def _record(view: ScimUserView) -> dict[str, Any]:
+    """The user's record as GET /users/{userid} shows it."""
+    user = view.user
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "userid": user.userid,
+        "groups": sorted(name for name, _ in view.groups),
+    }
+
+
 @retried
 async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
     if not is_valid_name(userid):
@@ -140,7 +156,9 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
         )
         row = await scim_repo.user(session, userid=user.userid)
         assert row is not None
-        return (await _views(session, [row]))[0]
+        view = (await _views(session, [row]))[0]
+        events.emit(session, actor=actor, type="user.created", data=_record(view))
+        return view
 
 
 @retried
@@ -191,4 +209,9 @@ async def change_user(
         )
         changed = await scim_repo.user(session, userid=userid)
         assert changed is not None
-        return (await _views(session, [changed]))[0]
+        after = (await _views(session, [changed]))[0]
+        fields = [f for f in _CHANGEABLE if getattr(before.user, f) != getattr(wanted, f)]
+        events.emit(
+            session, actor=actor, type="user.updated", data=_record(after) | {"changed": fields}
+        )
+        return after
