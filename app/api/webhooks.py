@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.docs import BODY_ERRORS, problem_responses
+from app.api.docs import BODY_ERRORS, problem_responses, validation_example
 from app.errors import DeliveryNotFound, InvalidWebhook, WebhookNotFound
 from app.service import webhooks
 from app.service.events import TYPES
@@ -207,7 +207,10 @@ async def rotate_secret(
 @router.get(
     "/webhooks/{webhook_id}/deliveries",
     response_model=list[DeliveryOut],
-    responses=problem_responses(_NOT_FOUND),
+    responses=problem_responses(
+        _NOT_FOUND,
+        validation_example("invalid_query", "limit", "Input should be less than or equal to 1000"),
+    ),
 )
 async def list_deliveries(
     webhook_id: str,
