@@ -75,7 +75,10 @@ async def replace_members(
             before=change.before,
             after=change.after,
         )
-    return Tagged(change.after, etag(group.id, group.version + 1))
+        # Deactivated users stay stored members, but GET does not show them.
+        hidden = await user_repo.inactive_among(session, userids=change.after)
+    shown = [userid for userid in change.after if userid not in hidden]
+    return Tagged(shown, etag(group.id, group.version + 1))
 
 
 @retried

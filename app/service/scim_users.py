@@ -15,11 +15,14 @@ from app.auth import Actor
 from app.errors import UserExists, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
+from app.repository import groups as group_repo
+from app.repository import memberships
 from app.repository import scim as scim_repo
 from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
 from app.service.audit import record as audit
 from app.service.common import check, retried
+from app.service.member_lists import lock_in_order
 
 
 @dataclass(frozen=True)
@@ -143,11 +146,20 @@ async def change_user(
     """Apply `change` to the user as it is now (PUT and PATCH): all of it, or nothing.
 
     `change` raises to refuse; the userid cannot change. Groups are not the
-    user's to change here (SCIM's User.groups is read-only).
+    user's to change here (SCIM's User.groups is read-only), but `active`
+    decides whether the core API shows the user in them: the member lists
+    of its groups, as seen, change with it, and so do their versions.
     """
     if not is_valid_name(userid):
         raise UserNotFound(userid)
     async with session.begin():
+        seen = await scim_repo.user(session, userid=userid)
+        if seen is None:
+            raise UserNotFound(userid)
+        # Its groups before the user (lock_in_order): their versions change
+        # should `active` change.
+        first_seen = await memberships.group_ids_of(session, user_id=seen.id)
+        await lock_in_order(session, groups=first_seen)
         row = await scim_repo.user(session, userid=userid, lock=True)
         if row is None:
             raise UserNotFound(userid)
@@ -168,6 +180,11 @@ async def change_user(
         )
         if wanted.emails != before.user.emails:
             await scim_repo.set_emails(session, user_id=row.id, emails=wanted.emails)
+        if wanted.active != before.user.active:
+            groups = await memberships.group_ids_of(session, user_id=row.id)
+            # Rare: a membership changed between the first look and the lock.
+            await lock_in_order(session, groups=groups - first_seen)
+            await group_repo.bump(session, ids=sorted(groups))
         await audit(
             session,
             actor=actor,
