@@ -30,7 +30,7 @@ test: venv
 ## The full soak test: 64 clients for 60 s against `serve --workers 4` on PostgreSQL
 ## ($$TEST_POSTGRES_URL); prints requests, errors by status and p50/p99 latency.
 soak: venv
-	$(BIN)/python -m tests.soak.run --seconds 60 --clients 64 --workers 4 --database postgresql
+	$(BIN)/python -m tests.support.soak --seconds 60 --clients 64 --workers 4 --database postgresql
 
 ## The console's browser tests, writing their pictures to docs/screenshots (README).
 screenshots: venv

@@ -33,7 +33,7 @@ _CHUNK = 1 << 16
 # A single element larger than this is refused rather than buffered on.
 _MAX_ELEMENT = 16 << 20
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-# An exported record: the §3 record, keys in its order, as json.dumps spaces it.
+# An exported record: the contract's record, keys in its order, as json.dumps spaces it.
 _JSON_RECORD = '{"first_name": %s, "last_name": %s, "userid": %s, "groups": [%s]}'
 
 

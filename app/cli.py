@@ -581,6 +581,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"rows fetched at a time ({bulk.DEFAULT_BATCH_SIZE:,})",
     )
     dump.set_defaults(handler=export_users)
+
+    from app import cli_webhooks  # it uses this module's helpers
+
+    cli_webhooks.add_commands(commands)
     return root
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.statement import SHARED_SESSION
+from app.repository.events import EventSession
 from app.settings import Settings
 
 # Read-only use cases run on an engine view carrying this option, so that on
@@ -69,7 +70,7 @@ def create_database(settings: Settings) -> Database:
             # No overflow: an overflow connection is closed as soon as it is
             # returned to a full pool, and under load PostgreSQL then forks a
             # backend per request; that churn made GET /users/{id}'s p99 1.5 s
-            # (20 kept connections: 47 ms, at twice the req/s; #7).
+            # (20 kept connections: 47 ms, at twice the req/s).
             "max_overflow": 0,
             "pool_timeout": settings.db_pool_timeout,
         }
@@ -89,13 +90,19 @@ def create_database(settings: Settings) -> Database:
         autoflush=False,
         # Every read runs in an explicit session.begin() (or on the fast
         # reader): a stray statement outside one is an error, never a
-        # connection left checked out (app.reads).
+        # connection left checked out (app.web.sessions.reader_session).
         autobegin=False,
         info={FAST_READER: fast_reader} if fast_reader is not None else {},
     )
     return Database(
         engine=engine,
-        writer=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        writer=async_sessionmaker(
+            engine,
+            expire_on_commit=False,
+            autoflush=False,
+            # Writes the events a use case queued as its transaction commits.
+            sync_session_class=EventSession,
+        ),
         reader=reader,
         fast_reader=fast_reader,
         shared_statement_session=_shared(reader) if fast_reader is not None else None,

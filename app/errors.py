@@ -202,3 +202,30 @@ class ListTooLong(Invalid):
     def __init__(self, field: str, length: int, limit: int) -> None:
         message = f"has {length} entries; at most {limit} are accepted"
         super().__init__(f"The list {field} {message}.", [FieldProblem(field, message)])
+
+
+class CursorExpired(DomainError):
+    """Events after this cursor are past retention: resynchronise, then follow `cursor`."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(
+            "Events after this cursor are no longer kept. Resynchronise from GET /users "
+            "(or export) and GET /groups, then follow the feed from `cursor`, taken before "
+            "you read them (GET /events/cursor gives a fresh one)."
+        )
+        self.cursor = cursor
+
+
+class WebhookNotFound(NotFound):
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(f"There is no webhook {webhook_id!r}.")
+
+
+class DeliveryNotFound(NotFound):
+    def __init__(self, webhook_id: str, event_id: str) -> None:
+        super().__init__(f"Webhook {webhook_id!r} has no delivery of event {event_id!r}.")
+
+
+class InvalidWebhook(Invalid):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"The {field} {message}.", [FieldProblem(field, message)])

@@ -50,7 +50,7 @@ class Tally:
 
     Each update of a Prometheus metric takes a lock and, with several workers,
     writes to a memory-mapped file: the counter and the in-flight gauge
-    (three updates a request) were ~4 % of a point lookup (#7). Requests
+    (three updates a request) were ~4 % of a point lookup. Requests
     add to this tally instead; flush() writes it to REQUESTS and IN_FLIGHT.
     It runs before every /metrics answer (this process's figures are then
     exact), about once a second while requests are in flight (the

@@ -69,7 +69,7 @@ class User(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # SCIM-only attributes (SPEC §5.8); the §3 record does not show them.
+    # SCIM-only attributes; the contract's record does not show them.
     active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     external_id: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
     display_name: Mapped[str | None] = mapped_column(String(SCIM_TEXT_LENGTH))
@@ -169,3 +169,90 @@ class AuditEntry(Base):
     # The token's id, which no later token gets; no foreign key: the entry
     # outlives the token's revocation.
     token_id: Mapped[int | None] = mapped_column(IdType)
+
+
+class EventCounter(Base):
+    """One row: the last feed position handed out, and how far the feed was purged.
+
+    Each writing transaction updates this row last, just before it commits:
+    the row lock orders the commits that carry events (see app.repository.events).
+    """
+
+    __tablename__ = "event_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    purged_through: Mapped[int] = mapped_column(BigInteger)
+
+
+class Event(Base):
+    """A change, at its place in the feed (positions follow commit order, without gaps)."""
+
+    __tablename__ = "events"
+
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[Any] = mapped_column(JSON)
+
+
+class Webhook(Base):
+    """An endpoint that receives the feed; `cursor` is the last position queued for it."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    # None: every type.
+    types: Mapped[list[str] | None] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    description: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # "whsec_..." or, with GROUPED_USERS_SECRET_KEY set, its Fernet token.
+    secret: Mapped[str] = mapped_column(String(512))
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    # A delivering process holds the endpoint until then (one in flight).
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    # The first failure since the last success.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One event to send to one endpoint: pending, delivered or failed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_queue", "webhook_id", "state", "event_position"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("webhooks.id", ondelete="CASCADE")
+    )
+    event_position: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, what came back (status or error), how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(256))
+    duration_ms: Mapped[int] = mapped_column(Integer)

@@ -1,4 +1,4 @@
-"""The naming rules of SPEC §2, shared by schemas and use cases."""
+"""The naming rules of the contract (docs/contract.md), shared by schemas and use cases."""
 
 from __future__ import annotations
 

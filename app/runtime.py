@@ -8,7 +8,7 @@ import gc
 # 700). Under load every collection finds the objects of the requests in
 # flight alive and promotes them; they die soon after, yet count towards
 # full collections, which then ran twice a second for ~90 ms each, stalling
-# every request in flight (#7: p99). Fewer young collections promote far less.
+# every request in flight (its p99). Fewer young collections promote far less.
 YOUNG_THRESHOLD = 50_000
 
 

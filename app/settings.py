@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/grouped-users.db"
@@ -47,6 +48,24 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1)
     # Browser origins allowed to call the API; none (CORS off) unless listed.
     cors_origins: list[str] = Field(default_factory=list)
+    # Change events are kept this long (seconds, or ISO 8601 such as P30D).
+    event_retention: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    # Webhooks: plain http:// and private or loopback receivers are refused
+    # unless allowed (tests, receivers on the same premises).
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
+    # A delivery is retried this long, then marked failed; an endpoint that
+    # has failed for `webhook_disable_after` in a row is disabled.
+    webhook_retry_for: timedelta = Field(default=timedelta(days=3), gt=timedelta(0))
+    webhook_disable_after: timedelta = Field(default=timedelta(days=5), gt=timedelta(0))
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The first retry waits about this long, each next one twice as long (jittered).
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # Deliver webhooks from this process (every server process does by default).
+    webhook_deliver: bool = True
+    # Encrypts webhook signing secrets in the database (any text; a Fernet key is derived).
+    secret_key: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -17,7 +17,7 @@ from app.db import Database, create_database
 from app.migrations import upgrade
 from app.service import tokens
 from app.settings import Settings
-from tests.live_server import fresh_postgres, postgres_server
+from tests.support.live_server import fresh_postgres, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,13 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     if database.dialect == "postgresql":
         async with database.engine.begin() as connection:
             await connection.execute(
-                text("TRUNCATE memberships, users, groups, tokens, audit RESTART IDENTITY CASCADE")
+                text(
+                    "TRUNCATE memberships, users, groups, tokens, audit, events, webhooks"
+                    " RESTART IDENTITY CASCADE"
+                )
+            )
+            await connection.execute(
+                text("UPDATE event_counter SET position = 0, purged_through = 0")
             )
     try:
         yield database

@@ -41,7 +41,7 @@ from app.repository import users as user_repo
 from app.schemas import UserRecordIn
 from app.service import bulk, listing, users
 from app.settings import Settings
-from tests.live_server import admin, postgres_server
+from tests.support.live_server import admin, postgres_server
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.live_server import (
+from tests.support.live_server import (
     LOOPBACK,
     LiveServer,
     fresh_postgres_async,

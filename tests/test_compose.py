@@ -12,7 +12,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from app.settings import Settings
-from tests.live_server import ROOT
+from tests.support.live_server import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from app.api import create_app
 from app.db import Database, create_database
 from app.settings import Settings
-from tests.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import LOOPBACK, LiveServer, fresh_postgres, read_response, serving
+from tests.support.live_server import LOOPBACK, LiveServer, fresh_postgres, read_response, serving
 
 pytestmark = pytest.mark.anyio
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import assert_problem
-from tests.live_server import fresh_postgres
+from tests.support.helpers import assert_problem
+from tests.support.live_server import fresh_postgres
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from app.db import Database, create_database
 from app.migrations import alembic_config, current_revision, head_revision, upgrade
 from app.models import Base
 from app.settings import Settings
-from tests.live_server import fresh_postgres_async, postgres_server
+from tests.support.live_server import fresh_postgres_async, postgres_server
 
 pytestmark = pytest.mark.anyio
 

@@ -35,8 +35,8 @@ from app.db import Database, create_database
 from app.migrations import alembic_config, head_revision
 from app.service import tokens
 from app.settings import Settings
-from tests.helpers import assert_problem
-from tests.live_server import (
+from tests.support.helpers import assert_problem
+from tests.support.live_server import (
     LOOPBACK,
     STOP_TIMEOUT,
     fresh_postgres,

@@ -10,7 +10,7 @@ import pytest
 from app.db import Database
 from app.reads import users as user_reads
 from app.reads.statement import SharedSessionMisuse
-from tests.helpers import create_group, create_user
+from tests.support.helpers import create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -30,8 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.helpers import assert_problem
-from tests.live_server import LOOPBACK, async_url, fresh_postgres, read_response, serving
+from tests.support.helpers import assert_problem
+from tests.support.live_server import LOOPBACK, async_url, fresh_postgres, read_response, serving
 
 pytestmark = pytest.mark.anyio
 

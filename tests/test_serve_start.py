@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.migrations import head_revision
-from tests.live_server import (
+from tests.support.live_server import (
     ROOT,
     START_TIMEOUT,
     LiveServer,

@@ -30,8 +30,8 @@ from app.db import Database, create_database
 from app.models import Base, Token
 from app.service import tokens
 from app.settings import Settings
-from tests.helpers import assert_problem
-from tests.live_server import fresh_postgres_async, postgres_server
+from tests.support.helpers import assert_problem
+from tests.support.live_server import fresh_postgres_async, postgres_server
 
 pytestmark = pytest.mark.anyio
 

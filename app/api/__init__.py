@@ -9,15 +9,18 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, metrics
-from app.api import admin, groups, meta, ops, pages, ui, users, whoami
+from app.api import admin, events, groups, meta, ops, pages, ui, users, webhooks, whoami
 from app.api.docs import install_openapi
 from app.api.local_only import LocalOnly
 from app.api.middleware import EdgeMiddleware
 from app.api.problems import install_problem_handlers
 from app.db import Database, create_database
+from app.notifier import EventNotifier
 from app.runtime import tune_gc
 from app.scim import endpoints as scim_endpoints
+from app.scim import errors as scim_errors
 from app.settings import Settings, get_settings
+from app.webhooks.worker import Deliverer
 
 DESCRIPTION = """\
 User records and their group memberships. Errors are `application/problem+json`
@@ -31,31 +34,38 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if database is not None:
-            app.state.database = database
-            yield
-            return
-        app.state.database = create_database(settings)
-        tune_gc()
+        notifier = app.state.event_notifier = EventNotifier(settings.database_url)
+        await notifier.start()
         try:
-            yield
+            if database is not None:
+                app.state.database = database
+                async with _delivering(app.state.database, settings, notifier):
+                    yield
+                return
+            app.state.database = create_database(settings)
+            tune_gc()
+            try:
+                async with _delivering(app.state.database, settings, notifier):
+                    yield
+            finally:
+                # What the last second of requests added, before the worker ends.
+                metrics.TALLY.flush()
+                await app.state.database.dispose()
         finally:
-            # What the last second of requests added, before the worker ends.
-            metrics.TALLY.flush()
-            await app.state.database.dispose()
+            await notifier.stop()
 
     app = FastAPI(
         title="grouped-users",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # SPEC §3: a body without Content-Type is JSON.
+        # The contract: a body without Content-Type is JSON.
         strict_content_type=False,
         # Paths are exact: /users/ is not /users (a redirect would turn a
         # POST to an empty userid into a 405 on the collection).
         redirect_slashes=False,
         # FastAPI's native OpenTelemetry hooks cost about 13 % of a request
-        # even with no exporter; our metrics and logs are our own (issue 5).
+        # even with no exporter; our metrics and logs are our own.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         # /openapi.json is app.api.meta's, behind the same token check as the
         # API; /docs is app.api.pages', from pinned files, never a CDN.
@@ -67,13 +77,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             {"name": "groups", "description": "Groups and their members."},
             {"name": "tokens", "description": "API tokens (admin)."},
             {"name": "audit", "description": "The audit log (admin)."},
+            {"name": "events", "description": "The change feed, in commit order."},
+            {"name": "webhooks", "description": "Endpoints that receive the feed (admin)."},
             {"name": "operations", "description": "Probes and metrics."},
         ],
     )
     app.state.settings = settings
     if database is not None:
         app.state.database = database
-    install_problem_handlers(app)
+    # SCIM clients read SCIM errors (RFC 7644 §3.12), routing errors too.
+    install_problem_handlers(app, routing_errors={scim_errors.PREFIX: scim_errors.http_error})
     # The last added runs first: the edge (request id, auth-disabled mode's
     # Host and Origin checks, metrics and log line, security headers, time
     # limit), then CORS when configured.
@@ -101,6 +114,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(ops.probes)
     app.include_router(ops.guarded)
     app.include_router(admin.router)
+    app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(meta.router)
     app.include_router(scim_endpoints.router)
     app.include_router(scim_endpoints.search_router)
@@ -111,11 +126,27 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     return app
 
 
+@asynccontextmanager
+async def _delivering(
+    database: Database, settings: Settings, notifier: EventNotifier
+) -> AsyncIterator[None]:
+    """Webhook deliveries and the feed's retention, in the background of this process."""
+    if not settings.webhook_deliver:
+        yield
+        return
+    deliverer = Deliverer(database, settings, notifier.bell)
+    await deliverer.start()
+    try:
+        yield
+    finally:
+        await deliverer.stop()
+
+
 def _add_routes(app: FastAPI, router: APIRouter) -> None:
     """Add a router's finished routes to the app itself, not as an included router.
 
     FastAPI (0.165) resolves an included router's routes again on every
-    request it matches, about a tenth of a point lookup's cost (#7). These
+    request it matches, about a tenth of a point lookup's cost. These
     routers declare their prefix, tags and route class themselves and have
     no router-level dependencies, lifespan or responses: their routes are
     complete as they are, and OpenAPI sees them the same.

@@ -9,14 +9,15 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from app.api.access import AdminRoute, CurrentActor
-from app.api.deps import ReaderSession, TokenPath, WriterSession
+from app.api.deps import TokenPath
 from app.api.docs import BODY_ERRORS, problem_responses
 from app.auth import DURATION_RULE, parse_duration
 from app.errors import InvalidCursor, InvalidToken, TokenExists, TokenNotFound
 from app.schemas import AuditEntryOut, AuditPage, TokenCreate, TokenCreated, TokenOut
 from app.service import audit, tokens
 from app.timestamps import parse_timestamp
+from app.web.access import AdminRoute, CurrentActor
+from app.web.sessions import ReaderSession, WriterSession
 
 router = APIRouter(route_class=AdminRoute)
 

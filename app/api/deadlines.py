@@ -1,7 +1,7 @@
 """The time limit of requests in flight, kept by one timer per process.
 
 `asyncio.timeout` arms a timer and a context manager per request: ~4.4 us
-on uvloop, measured in a loop, and more amid a request (#7: a point lookup
+on uvloop, measured in a loop, and more amid a request (a point lookup
 costs ~90 us in all). Here a request only notes when it began (a dict
 entry) and one timer, armed while requests are in flight, sweeps them every
 `resolution` seconds and cancels those over the limit. A request is thus

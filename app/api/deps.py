@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
@@ -13,39 +13,11 @@ from app.errors import ListTooLong
 from app.names import NAME_LENGTH, NAME_PATTERN
 
 
-async def get_database(request: Request) -> Database:
-    database: Database = request.app.state.database
-    return database
-
-
-async def reader_session(request: Request) -> AsyncSession:
-    """A session for a read-only use case; nothing to close afterwards.
-
-    Reader sessions never begin a transaction by themselves (autobegin is
-    off, app.db): a use case opens one with `session.begin()`, whose end
-    gives the connection back, or answers from the fast reader without one.
-    A plain function, not a generator: FastAPI's exit stack for a generator
-    dependency was a noticeable share of a read (#7).
-    """
-    database: Database = request.app.state.database
-    return database.reader()
-
-
 def statement_reader(request: Request) -> AsyncSession:
     """The session of a use case that reads with one statement (Database.statement_reader)."""
     database: Database = request.app.state.database
     return database.statement_reader()
 
-
-async def writer_session(
-    database: Annotated[Database, Depends(get_database)],
-) -> AsyncIterator[AsyncSession]:
-    async with database.writer() as session:
-        yield session
-
-
-ReaderSession = Annotated[AsyncSession, Depends(reader_session)]
-WriterSession = Annotated[AsyncSession, Depends(writer_session)]
 
 # The name rule is stated in the document (a generated client checks it
 # before sending) but not enforced here: a lookup of a name that breaks it is
@@ -84,7 +56,7 @@ def _path_parameter(name: str, description: str, example: str) -> dict[str, Any]
 
 # The hot GETs read their path parameter from request.path_params and declare
 # it with these (openapi_extra): FastAPI's parameter machinery, even for one
-# plain string, was ~6 % of a lookup (callgrind, #7). Same documentation.
+# plain string, was ~6 % of a lookup (callgrind). Same documentation.
 USERID_PARAMETER = _path_parameter(*_USERID)
 GROUP_PARAMETER = _path_parameter(*_GROUP)
 

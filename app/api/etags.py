@@ -37,7 +37,7 @@ async def if_match(
 IfMatchHeader = Annotated[IfMatch | None, Depends(if_match)]
 # If-None-Match on the hot GETs: read from the request and declared to
 # OpenAPI as a route's openapi_extra. As a FastAPI header parameter its
-# extraction and validation cost about a tenth of a point lookup (#7).
+# extraction and validation cost about a tenth of a point lookup.
 _IF_NONE_MATCH: dict[str, Any] = {
     "name": "If-None-Match",
     "in": "header",
@@ -67,7 +67,7 @@ def json_page(items: list[str], next_cursor: str | None) -> Response:
     """A page (UserPage's shape) whose items are JSON texts built by the database.
 
     The route still declares its response_model (for OpenAPI); the items are
-    joined as they are, not parsed into models and encoded again (#7).
+    joined as they are, not parsed into models and encoded again.
     """
     body = f'{{"items":[{",".join(items)}],"next_cursor":{json.dumps(next_cursor)}}}'
     return Response(body, media_type="application/json")
@@ -79,7 +79,7 @@ def tagged_json(value: BaseModel | str, etag: str) -> Response:
 
     The route still declares its response_model (for OpenAPI); answering
     with a ready Response spares FastAPI validating the model a second time
-    and a generic encoder on the hot path (#7).
+    and a generic encoder on the hot path.
     """
     body = value if isinstance(value, str) else type(value).__pydantic_serializer__.to_json(value)
     return Response(body, media_type="application/json", headers={"ETag": etag})

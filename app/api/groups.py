@@ -7,14 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
-from app.api.access import CurrentActor, GuardedRoute
 from app.api.deps import (
     GROUP_PARAMETER,
     GroupPath,
     ListLimit,
-    ReaderSession,
     UseridPath,
-    WriterSession,
     check_length,
     statement_reader,
 )
@@ -43,8 +40,10 @@ from app.schemas import MEMBERS_EXAMPLE, GroupPage, NameList
 from app.service import groups as service
 from app.service import listing
 from app.service import memberships as membership_service
+from app.web.access import CurrentActor, GuardedRoute
+from app.web.sessions import ReaderSession, WriterSession
 
-# strict_content_type=False as the app (SPEC §3: a body without Content-Type is JSON):
+# strict_content_type=False as the app (the contract: a body without Content-Type is JSON):
 # these routes are added to the app directly, not through include_router.
 router = APIRouter(
     prefix="/groups", tags=["groups"], route_class=GuardedRoute, strict_content_type=False

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app.api.access import GuardedRoute
+from app.web.access import GuardedRoute
 
 # Readers may read the description of the API, as they may read the data.
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)

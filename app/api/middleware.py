@@ -6,7 +6,7 @@ answered as GET without its body, metrics and one JSON log line, security
 headers (nosniff everywhere, no-store on every answer that needed
 credentials), and a time limit (app.api.deadlines). One layer, not four:
 each ASGI middleware costs a coroutine and a wrapped `send` per request,
-which on a point lookup is a measurable share of the whole (#7).
+which on a point lookup is a measurable share of the whole.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _edge_headers(
     and no-store in place of any Cache-Control when credentials were involved.
 
     On the raw ASGI list (names are lower case there): MutableHeaders decodes
-    every name on each lookup, a few microseconds per answer (#7).
+    every name on each lookup, a few microseconds per answer.
     """
     replaced = (b"x-content-type-options", b"cache-control") if no_store else _NOSNIFF[:1]
     edged = [(name, value) for name, value in headers if name not in replaced]

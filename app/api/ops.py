@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import metrics
-from app.api.access import GuardedRoute
 from app.api.problems import PROBLEM_JSON, http_problem
 from app.db import Database
 from app.migrations import current_revision, head_revision
+from app.web.access import GuardedRoute
 
 # Probes answer whoever asks: a load balancer has no token.
 probes = APIRouter(tags=["operations"])

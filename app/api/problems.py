@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
@@ -17,6 +17,8 @@ from starlette.routing import Match
 from app.api.ui import HEADERS as CONSOLE_HEADERS
 from app.errors import (
     Busy,
+    CursorExpired,
+    DeliveryNotFound,
     DisplayNameTaken,
     DomainError,
     FieldProblem,
@@ -29,6 +31,7 @@ from app.errors import (
     InvalidName,
     InvalidSearch,
     InvalidToken,
+    InvalidWebhook,
     ListTooLong,
     NonEmptyBody,
     NotAMember,
@@ -42,9 +45,9 @@ from app.errors import (
     UserExists,
     UseridMismatch,
     UserNotFound,
+    WebhookNotFound,
 )
 from app.http_common import HTTPProblem, error_headers, internal_error_detail
-from app.scim import errors as scim_errors
 
 log = logging.getLogger("grouped_users.errors")
 
@@ -76,6 +79,10 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str]] = {
     TokenNotFound: (404, "token_not_found", "Token not found"),
     InvalidToken: (422, "invalid_token_request", "Invalid token request"),
     ListTooLong: (422, "list_too_long", "List too long"),
+    CursorExpired: (410, "cursor_expired", "Cursor expired"),
+    WebhookNotFound: (404, "webhook_not_found", "Webhook not found"),
+    DeliveryNotFound: (404, "delivery_not_found", "Delivery not found"),
+    InvalidWebhook: (422, "invalid_webhook", "Invalid webhook"),
 }
 # Status of an HTTP-level error (routing, body parsing) -> (code, title).
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
@@ -96,6 +103,7 @@ INVALID_BODY_CODES = {
     "users": "invalid_record",
     "groups": "invalid_member_list",
     "tokens": "invalid_token_request",
+    "webhooks": "invalid_webhook",
 }
 
 
@@ -123,7 +131,10 @@ def domain_problem(exc: DomainError) -> dict[str, Any]:
         DOMAIN_ERRORS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_ERRORS
     )
     errors = exc.problems if isinstance(exc, Invalid) else None
-    return problem(status, code, title, exc.detail, errors)
+    body = problem(status, code, title, exc.detail, errors)
+    if isinstance(exc, CursorExpired):
+        body["cursor"] = exc.cursor
+    return body
 
 
 def http_problem(status: int, detail: str, code: str | None = None) -> dict[str, Any]:
@@ -210,7 +221,31 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+# How a protocol with its own error format answers a routing error (404, 405)
+# under its path prefix: (request, status, headers) -> response.
+RoutingErrorRenderer = Callable[[Request, int, Mapping[str, str]], Response]
+
+
+def _renderer(
+    request: Request, renderers: Mapping[str, RoutingErrorRenderer]
+) -> RoutingErrorRenderer | None:
+    path = request.url.path
+    return next(
+        (
+            render
+            for prefix, render in renderers.items()
+            if path == prefix or path.startswith(prefix + "/")
+        ),
+        None,
+    )
+
+
+def install_problem_handlers(
+    app: FastAPI, *, routing_errors: Mapping[str, RoutingErrorRenderer] | None = None
+) -> None:
+    """Answer errors with problem+json; routing errors under a `routing_errors` prefix its way."""
+    renderers = dict(routing_errors or {})
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         return respond(domain_problem(exc), request, error_headers(exc))
@@ -224,13 +259,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         return respond(_validation_problem(request, exc), request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if scim_errors.is_scim(request):
-            # SCIM clients read SCIM errors (RFC 7644 §3.12), routing errors too.
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if (render := _renderer(request, renderers)) is not None:
             allow = (
                 {"Allow": ", ".join(_allowed_methods(request))} if exc.status_code == 405 else {}
             )
-            return scim_errors.http_error(request, exc.status_code, allow)
+            return render(request, exc.status_code, allow)
         detail = {
             404: f"Nothing is at {request.method} {request.url.path}; see /docs for the API.",
             405: f"{request.method} is not allowed on {request.url.path}.",

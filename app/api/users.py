@@ -6,13 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from app.api.access import CurrentActor, GuardedRoute
 from app.api.deps import (
     USERID_PARAMETER,
     ListLimit,
-    ReaderSession,
     UseridPath,
-    WriterSession,
     check_length,
     statement_reader,
 )
@@ -40,8 +37,10 @@ from app.names import NO_CONTROL_PATTERN, PERSON_NAME_LENGTH
 from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
+from app.web.access import CurrentActor, GuardedRoute
+from app.web.sessions import ReaderSession, WriterSession
 
-# strict_content_type=False as the app (SPEC §3: a body without Content-Type is JSON):
+# strict_content_type=False as the app (the contract: a body without Content-Type is JSON):
 # these routes are added to the app directly, not through include_router.
 router = APIRouter(
     prefix="/users", tags=["users"], route_class=GuardedRoute, strict_content_type=False
@@ -210,7 +209,7 @@ async def delete_user(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-# Last: routes are matched in order, and GET /users/{userid} is the hot one (#7).
+# Last: routes are matched in order, and GET /users/{userid} is the hot one.
 @router.get(
     "",
     response_model=UserPage,

@@ -7,8 +7,8 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.api.access import CurrentActor, GuardedRoute
 from app.api.docs import problem_responses
+from app.web.access import CurrentActor, GuardedRoute
 
 router = APIRouter(tags=["whoami"], route_class=GuardedRoute)
 

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, delete, func, insert, select, update
+from sqlalchemy import BigInteger, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User, UserEmail
+from app.predicates import Predicate
 from app.repository.common import NO_SYNC, escape_like, in_list
+from app.repository.scim_filters import group_condition, user_condition
 
 
 @dataclass(frozen=True)
@@ -78,19 +80,19 @@ async def user(session: AsyncSession, *, userid: str, lock: bool = False) -> Sci
 
 
 async def users(
-    session: AsyncSession, *, where: ColumnElement[bool], offset: int, limit: int
+    session: AsyncSession, *, where: Predicate | None, offset: int, limit: int
 ) -> list[ScimUserRow]:
-    """A page of the users matching `where`, in userid order."""
+    """A page of the users matching `where` (None: all), in userid order."""
     if limit <= 0:
         return []
-    rows = await session.execute(
-        select(*_USER_COLUMNS).where(where).order_by(User.userid).offset(offset).limit(limit)
-    )
+    query = select(*_USER_COLUMNS).where(user_condition(where))
+    rows = await session.execute(query.order_by(User.userid).offset(offset).limit(limit))
     return [ScimUserRow(*tuple(row)) for row in rows]
 
 
-async def count_users(session: AsyncSession, *, where: ColumnElement[bool]) -> int:
-    return int(await session.scalar(select(func.count()).select_from(User).where(where)) or 0)
+async def count_users(session: AsyncSession, *, where: Predicate | None) -> int:
+    query = select(func.count()).select_from(User).where(user_condition(where))
+    return int(await session.scalar(query) or 0)
 
 
 async def emails_of(session: AsyncSession, *, user_ids: Sequence[int]) -> dict[int, list[EmailRow]]:
@@ -155,18 +157,19 @@ async def group(session: AsyncSession, *, name: str, lock: bool = False) -> Scim
 
 
 async def groups(
-    session: AsyncSession, *, where: ColumnElement[bool], offset: int, limit: int
+    session: AsyncSession, *, where: Predicate | None, offset: int, limit: int
 ) -> list[ScimGroupRow]:
+    """A page of the groups matching `where` (None: all), in name order."""
     if limit <= 0:
         return []
-    rows = await session.execute(
-        select(*_GROUP_COLUMNS).where(where).order_by(Group.name).offset(offset).limit(limit)
-    )
+    query = select(*_GROUP_COLUMNS).where(group_condition(where))
+    rows = await session.execute(query.order_by(Group.name).offset(offset).limit(limit))
     return [ScimGroupRow(*row) for row in rows]
 
 
-async def count_groups(session: AsyncSession, *, where: ColumnElement[bool]) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Group).where(where)) or 0)
+async def count_groups(session: AsyncSession, *, where: Predicate | None) -> int:
+    query = select(func.count()).select_from(Group).where(group_condition(where))
+    return int(await session.scalar(query) or 0)
 
 
 async def member_counts(session: AsyncSession, *, group_ids: Sequence[int]) -> dict[int, int]:

@@ -15,7 +15,6 @@ from scim2_models import ResponseParameters
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app import preconditions
-from app.api.access import GuardedRoute
 from app.auth import Role
 from app.errors import Busy, DomainError, ListTooLong
 from app.http_common import HTTPProblem, internal_error_detail, is_json, read_limited
@@ -23,6 +22,7 @@ from app.preconditions import IfMatch
 from app.scim.discovery import MAX_RESULTS
 from app.scim.errors import SCIM_JSON, ScimError, domain_error, invalid_value, scim_error
 from app.scim.resources import base_url
+from app.web.access import GuardedRoute
 
 log = logging.getLogger("grouped_users.errors")
 

@@ -47,7 +47,7 @@ def _user_schema(base: str) -> dict[str, Any]:
             # Always has a value: a user given none is active.
             attribute["required"] = True
         if attribute["name"] == "name":
-            # The §3 record needs both names.
+            # The contract's record needs both names.
             attribute["required"] = True
             for sub in attribute["subAttributes"]:
                 sub["required"] = True

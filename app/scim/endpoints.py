@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request, Response
 from scim2_models import Context, Group, ListResponse, ResponseParameters, SearchRequest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.access import CurrentActor
-from app.api.deps import ReaderSession, WriterSession
 from app.auth import Actor
+from app.predicates import Predicate
 from app.scim import filters
 from app.scim.common import (
     Listing,
@@ -44,6 +43,8 @@ from app.service import scim_groups, scim_users
 from app.service import users as core_users
 from app.service.scim_groups import ScimGroup, ScimGroupView
 from app.service.scim_users import ScimUser, ScimUserView
+from app.web.access import CurrentActor
+from app.web.sessions import ReaderSession, WriterSession
 
 router = APIRouter(prefix=PREFIX, route_class=ScimRoute, include_in_schema=False)
 search_router = APIRouter(prefix=PREFIX, route_class=ScimSearchRoute, include_in_schema=False)
@@ -96,7 +97,7 @@ def _user(view: ScimUserView, request: Request, parameters: ResponseParameters[A
 async def _list_users(request: Request, session: AsyncSession, asked: Listing) -> Response:
     total, views = await scim_users.list_users(
         session,
-        where=filters.user_condition(asked.filter),
+        where=filters.user_filter(asked.filter),
         offset=asked.offset,
         limit=asked.count,
     )
@@ -237,7 +238,7 @@ async def _group(
 async def _list_groups(request: Request, session: AsyncSession, asked: Listing) -> Response:
     total, views = await scim_groups.list_groups(
         session,
-        where=filters.group_condition(asked.filter),
+        where=filters.group_filter(asked.filter),
         offset=asked.offset,
         limit=asked.count,
         members_limit=members_limit(request, asked.parameters),
@@ -342,40 +343,44 @@ async def delete_group(
 # --- Search across both resource types (RFC 7644 §3.4.3) ------------------------------------
 
 
-def _condition_or_none(translate: Callable[[str | None], Any], text: str | None) -> Any:
-    """A filter naming an attribute a resource type lacks matches none of that type."""
+def _filter_on(read: Callable[[str], Predicate | None], text: str) -> tuple[bool, Predicate | None]:
+    """Whether the filter can apply to a resource type, and its predicate there.
+
+    A filter naming an attribute a resource type lacks matches none of that type.
+    """
     try:
-        return translate(text)
+        return True, read(text)
     except ScimError as exc:
         if exc.scim_type != "invalidFilter":
             raise
-        return None
+        return False, None
 
 
 @search_router.post("/.search")
 async def search_all(request: Request, session: ReaderSession) -> Response:
     """Users, then groups, matching a SearchRequest."""
     asked = await _search(request)
+    (of_users, users_where), (of_groups, groups_where) = (True, None), (True, None)
     if asked.filter is not None:
         filters.parse(asked.filter)
-    on_users = _condition_or_none(filters.user_condition, asked.filter)
-    on_groups = _condition_or_none(filters.group_condition, asked.filter)
-    if on_users is None and on_groups is None:
-        filters.user_condition(asked.filter)
+        of_users, users_where = _filter_on(filters.user_filter, asked.filter)
+        of_groups, groups_where = _filter_on(filters.group_filter, asked.filter)
+        if not of_users and not of_groups:
+            filters.user_filter(asked.filter)
     offset = asked.offset
     resources: list[Any] = []
     total = 0
-    if on_users is not None:
+    if of_users:
         users_total, users = await scim_users.list_users(
-            session, where=on_users, offset=offset, limit=asked.count
+            session, where=users_where, offset=offset, limit=asked.count
         )
         total += users_total
         resources += [user_to_scim(view, base(request)) for view in users]
         offset = max(offset - users_total, 0)
-    if on_groups is not None:
+    if of_groups:
         groups_total, groups = await scim_groups.list_groups(
             session,
-            where=on_groups,
+            where=groups_where,
             offset=offset,
             limit=asked.count - len(resources),
             members_limit=members_limit(request, asked.parameters),

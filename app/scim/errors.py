@@ -52,11 +52,6 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str | None]] = {
 }
 
 
-def is_scim(request: Request) -> bool:
-    path = request.url.path
-    return path == PREFIX or path.startswith(PREFIX + "/")
-
-
 def scim_error(
     request: Request,
     status: int,

@@ -1,33 +1,44 @@
-"""SCIM filters (RFC 7644 §3.4.2.2) as SQL conditions: parsed by scim2-models, never run in Python.
+"""SCIM filters (RFC 7644 §3.4.2.2) read into predicates (app.predicates): parsed by scim2-models.
 
-Every value reaches the database as a bound parameter; LIKE patterns are
-escaped. Case-insensitive attributes compare casefold()ed keys stored beside
-them, so that any script compares alike on SQLite (whose lower() is ASCII
-only) and PostgreSQL.
+What SCIM's schemas say is settled here: which attribute a path names, which
+operators it takes, that userName ignores case (userids are stored
+lower-cased). The repository compiles the result to SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum, auto
 
 from scim2_models import SCIMException, ScimFilter
 from scim2_models.path import (
     AttrPath,
-    CompareOperator,
     Comparison,
     FilterNode,
     LogicalExpr,
     LogicalOperator,
-    Not,
-    Present,
     ValuePath,
 )
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
+from scim2_models.path import Not as NotNode
+from scim2_models.path import Present as PresentNode
 
-from app.models import Group, Membership, User, UserEmail
 from app.names import ascii_lower
-from app.repository.common import escape_like
+from app.predicates import (
+    BOOLEAN_OPS,
+    ORDER_OPS,
+    TEXT_OPS,
+    And,
+    Attribute,
+    Collection,
+    Compare,
+    Not,
+    Op,
+    Or,
+    Predicate,
+    Present,
+    Some,
+)
 from app.scim.errors import ScimError, invalid_filter
 from app.timestamps import parse_timestamp
 
@@ -35,8 +46,24 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 MAX_FILTER_LENGTH = 4096
 
-Condition = ColumnElement[bool]
-Op = CompareOperator
+
+class Kind(Enum):
+    TEXT = auto()
+    USER_NAME = auto()  # text that ignores case the way userids are stored: A-Z lowered
+    BOOLEAN = auto()
+    MOMENT = auto()
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The attributes a filter on one resource type may name, by lower-cased path."""
+
+    uri: str
+    attributes: dict[str, tuple[Attribute, Kind]]
+    # Paths that can only be tested with `pr` (a complex attribute): what they test.
+    present_only: dict[str, Attribute]
+    # Multi-valued attributes: their sub-attributes (the default one is "value").
+    collections: dict[str, tuple[Collection, dict[str, tuple[Attribute, Kind]]]]
 
 
 def parse(text: str) -> FilterNode:
@@ -59,268 +86,157 @@ def _string(node: Comparison) -> str:
             raise invalid_filter(
                 f"{node.attr_path} compares with text that is not Unicode."
             ) from None
-    if any(ord(char) < 32 for char in node.value):
-        # No stored value holds a control character (every text is checked on
-        # the way in), so the comparison matches as one with U+0001 would;
-        # U+0001 stands in because PostgreSQL text cannot carry U+0000.
-        return "\x01"
     return node.value
 
 
-def _text(column: Any, node: Comparison, value: str) -> Condition:
-    """column <op> value for a text column whose stored form `value` is already in."""
-    op = node.op
-    if op == Op.eq:
-        return column == value  # type: ignore[no-any-return]
-    if op == Op.ne:
-        return or_(column.is_(None), column != value)
-    if op in (Op.co, Op.sw, Op.ew):
-        escaped = escape_like(value)
-        pattern = {
-            Op.co: f"%{escaped}%",
-            Op.sw: f"{escaped}%",
-            Op.ew: f"%{escaped}",
-        }[op]
-        return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
-    raise invalid_filter(f"{node.attr_path} does not support {op.value}: only eq, ne, co, sw, ew.")
+def _op(node: Comparison) -> Op:
+    return Op(node.op.value)
 
 
-def _exact(column: Any) -> Callable[[Comparison], Condition]:
-    return lambda node: _text(column, node, _string(node))
-
-
-def _folded(column: Any) -> Callable[[Comparison], Condition]:
-    return lambda node: _text(column, node, _string(node).casefold())
-
-
-def _person_name(part: int) -> Callable[[Comparison], Condition]:
-    """name.givenName (0) or name.familyName (1) over search_names: "given\\nfamily", casefolded.
-
-    Neither part holds a newline, so a pattern placed before or after the one
-    newline matches in that part only.
-    """
-
-    def compare(node: Comparison) -> Condition:
-        v = escape_like(_string(node).casefold())
-        if part == 0:
-            patterns = {Op.eq: f"{v}\n%", Op.sw: f"{v}%\n%", Op.ew: f"%{v}\n%", Op.co: f"%{v}%\n%"}
-        else:
-            patterns = {Op.eq: f"%\n{v}", Op.sw: f"%\n{v}%", Op.ew: f"%\n%{v}", Op.co: f"%\n%{v}%"}
-        column = User.search_names
-        if node.op == Op.ne:
-            return not_(column.like(patterns[Op.eq], escape="\\"))
-        if node.op not in patterns:
-            raise invalid_filter(
-                f"{node.attr_path} does not support {node.op.value}: only eq, ne, co, sw, ew."
-            )
-        return column.like(patterns[node.op], escape="\\")
-
-    return compare
-
-
-def _boolean(column: Any) -> Callable[[Comparison], Condition]:
-    def compare(node: Comparison) -> Condition:
-        if not isinstance(node.value, bool) or node.op not in (Op.eq, Op.ne):
+def _compare(attribute: Attribute, kind: Kind, node: Comparison) -> Compare:
+    op = _op(node)
+    if kind is Kind.BOOLEAN:
+        if not isinstance(node.value, bool) or op not in BOOLEAN_OPS:
             raise invalid_filter(f"{node.attr_path} takes eq or ne with true or false.")
-        return column == node.value if node.op == Op.eq else column != node.value  # type: ignore[no-any-return]
-
-    return compare
-
-
-def _moment(column: Any) -> Callable[[Comparison], Condition]:
-    def compare(node: Comparison) -> Condition:
+        return Compare(attribute, op, node.value)
+    text = _string(node)
+    if kind is Kind.MOMENT:
         try:
-            moment = parse_timestamp(_string(node))
+            if any(ord(char) < 32 for char in text):
+                # fromisoformat() takes any character between date and time.
+                raise ValueError(text)
+            moment: datetime = parse_timestamp(text)
         except ValueError:
             raise invalid_filter(f"{node.attr_path} compares with a dateTime.") from None
-        operators: dict[Op, Callable[[Any, Any], Condition]] = {
-            Op.eq: lambda a, b: a == b,
-            Op.ne: lambda a, b: a != b,
-            Op.gt: lambda a, b: a > b,
-            Op.ge: lambda a, b: a >= b,
-            Op.lt: lambda a, b: a < b,
-            Op.le: lambda a, b: a <= b,
-        }
-        if node.op not in operators:
-            raise invalid_filter(f"{node.attr_path} does not support {node.op.value}.")
-        return operators[node.op](column, moment)
-
-    return compare
+        if op not in ORDER_OPS:
+            raise invalid_filter(f"{node.attr_path} does not support {op.value}.")
+        return Compare(attribute, op, moment)
+    if op not in TEXT_OPS:
+        raise invalid_filter(
+            f"{node.attr_path} does not support {op.value}: only eq, ne, co, sw, ew."
+        )
+    return Compare(attribute, op, ascii_lower(text) if kind is Kind.USER_NAME else text)
 
 
-# Sub-attributes of a user's emails, inside EXISTS (... user_emails ...).
-_EMAIL: dict[str, Callable[[Comparison], Condition]] = {
-    "value": _folded(UserEmail.value_key),
-    "type": lambda node: _text(func.lower(UserEmail.type), node, _string(node).lower()),
-    "primary": _boolean(UserEmail.is_primary),
-}
-_EMAIL_PRESENT: dict[str, Condition] = {
-    "value": true(),
-    "type": UserEmail.type.is_not(None),
-    "primary": UserEmail.is_primary.is_(True),
-}
-# A group's members, inside EXISTS (... memberships JOIN users ...).
-_MEMBER: dict[str, Callable[[Comparison], Condition]] = {"value": _exact(User.userid)}
-_MEMBER_PRESENT: dict[str, Condition] = {"value": true()}
+class _Reader:
+    """A scim2-models filter tree, as a predicate over one resource type (or one collection)."""
 
-Spec = tuple[
-    dict[str, Callable[[Comparison], Condition]],  # single-valued attributes: "name.givenname"
-    dict[str, Condition],  # their presence
-]
-
-
-class _Translator:
-    def __init__(
-        self,
-        schema: str,
-        attributes: Spec,
-        multi: dict[str, tuple[Spec, Callable[[Condition], Condition]]],
-    ) -> None:
+    def __init__(self, schema: Schema, *, inside: str | None = None) -> None:
         self.schema = schema
-        self.attributes, self.present = attributes
-        # name -> (sub-attributes, wrap: condition on one value -> condition on the resource)
-        self.multi = multi
+        # In emails[...]: the collection's sub-attributes are the attributes.
+        self.attributes = schema.collections[inside][1] if inside else schema.attributes
+        self.present_only = {} if inside else schema.present_only
+        self.collections = {} if inside else schema.collections
 
-    def __call__(self, node: FilterNode) -> Condition:
+    def __call__(self, node: FilterNode) -> Predicate:
         if isinstance(node, LogicalExpr):
-            terms = [self(term) for term in node.terms]
-            return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
-        if isinstance(node, Not):
-            return not_(self(node.expr))
+            terms = tuple(self(term) for term in node.terms)
+            return And(terms) if node.op == LogicalOperator.and_ else Or(terms)
+        if isinstance(node, NotNode):
+            return Not(self(node.expr))
         if isinstance(node, ValuePath):
-            (sub, sub_present), wrap = self._multi(node.attr_path)
-            inner = _Translator(self.schema, (sub, sub_present), {})
-            return wrap(inner(node.val_filter))
-        if isinstance(node, (Comparison, Present)):
+            name = self._collection(node.attr_path)
+            inner = _Reader(self.schema, inside=name)
+            return Some(self.collections[name][0], inner(node.val_filter))
+        if isinstance(node, (Comparison, PresentNode)):
             return self._leaf(node)
         raise invalid_filter(f"The filter {node} is not supported.")
 
-    def _multi(self, path: AttrPath) -> tuple[Spec, Callable[[Condition], Condition]]:
+    def _collection(self, path: AttrPath) -> str:
         self._check_uri(path)
-        found = self.multi.get(path.attr.lower())
-        if found is None or path.sub_attr is not None:
+        name = path.attr.lower()
+        if name not in self.collections or path.sub_attr is not None:
             raise invalid_filter(f"{path} cannot be filtered with [...] here.")
-        return found
+        return name
 
     def _check_uri(self, path: AttrPath) -> None:
-        if path.uri is not None and path.uri.lower() != self.schema.lower():
-            raise invalid_filter(f"{path}: this endpoint filters on {self.schema} only.")
+        if path.uri is not None and path.uri.lower() != self.schema.uri.lower():
+            raise invalid_filter(f"{path}: this endpoint filters on {self.schema.uri} only.")
 
-    def _leaf(self, node: Comparison | Present) -> Condition:
+    def _leaf(self, node: Comparison | PresentNode) -> Predicate:
         path = node.attr_path
         self._check_uri(path)
+        unknown = invalid_filter(f"{path} is not an attribute that can be filtered on.")
+        collection = self.collections.get(path.attr.lower())
+        if collection is not None:
+            # emails.type eq "work": some email's type is "work".
+            kind, subs = collection
+            found = subs.get((path.sub_attr or "value").lower())
+            if found is None:
+                raise unknown
+            leaf = Present(found[0]) if isinstance(node, PresentNode) else _compare(*found, node)
+            return Some(kind, leaf)
         name = path.attr.lower() + ("." + path.sub_attr.lower() if path.sub_attr else "")
-        multi = self.multi.get(path.attr.lower())
-        if multi is not None:
-            (sub, sub_present), wrap = multi
-            key = (path.sub_attr or "value").lower()
-            if key not in sub:
-                raise invalid_filter(f"{path} is not an attribute that can be filtered on.")
-            if isinstance(node, Present):
-                return wrap(sub_present[key])
-            return wrap(sub[key](node))
-        if isinstance(node, Present):
-            if name not in self.present:
-                raise invalid_filter(f"{path} is not an attribute that can be filtered on.")
-            return self.present[name]
-        if name not in self.attributes:
-            raise invalid_filter(f"{path} is not an attribute that can be filtered on.")
-        return self.attributes[name](node)
+        found = self.attributes.get(name)
+        if isinstance(node, PresentNode):
+            if found is not None:
+                return Present(found[0])
+            if name in self.present_only:
+                return Present(self.present_only[name])
+            raise unknown
+        if found is None:
+            raise unknown
+        return _compare(*found, node)
 
 
-def _user_name(node: Comparison) -> Condition:
-    # userName ignores case: it is stored lower-cased (A-Z only, as on the way in).
-    return _text(User.userid, node, ascii_lower(_string(node)))
+_MOMENTS = {
+    "meta.created": (Attribute.CREATED, Kind.MOMENT),
+    "meta.lastmodified": (Attribute.LAST_MODIFIED, Kind.MOMENT),
+}
 
-
-def _emails_of_user(condition: Condition) -> Condition:
-    return exists(select(UserEmail.user_id).where(UserEmail.user_id == User.id, condition))
-
-
-def _members_of_group(condition: Condition) -> Condition:
-    return exists(
-        select(Membership.user_id)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.group_id == Group.id, condition)
-    )
-
-
-def _groups_of_user(condition: Condition) -> Condition:
-    return exists(
-        select(Membership.group_id)
-        .join(Group, Group.id == Membership.group_id)
-        .where(Membership.user_id == User.id, condition)
-    )
-
-
-_USERS = _Translator(
+USERS = Schema(
     USER_SCHEMA,
-    (
-        {
-            "id": _exact(User.userid),
-            "username": _user_name,
-            "externalid": _exact(User.external_id),
-            "displayname": _folded(User.display_key),
-            "name.givenname": _person_name(0),
-            "name.familyname": _person_name(1),
-            "active": _boolean(User.active),
-            "meta.created": _moment(User.created_at),
-            "meta.lastmodified": _moment(User.updated_at),
-        },
-        {
-            "id": true(),
-            "username": true(),
-            "externalid": User.external_id.is_not(None),
-            "displayname": User.display_name.is_not(None),
-            "name": true(),
-            "name.givenname": true(),
-            "name.familyname": true(),
-            "active": true(),
-            "meta.created": true(),
-            "meta.lastmodified": true(),
-        },
-    ),
     {
-        "emails": ((_EMAIL, _EMAIL_PRESENT), _emails_of_user),
-        "groups": (({"value": _exact(Group.name)}, {"value": true()}), _groups_of_user),
+        "id": (Attribute.USERID, Kind.TEXT),
+        "username": (Attribute.USERID, Kind.USER_NAME),
+        "externalid": (Attribute.EXTERNAL_ID, Kind.TEXT),
+        "displayname": (Attribute.DISPLAY_NAME, Kind.TEXT),
+        "name.givenname": (Attribute.FIRST_NAME, Kind.TEXT),
+        "name.familyname": (Attribute.LAST_NAME, Kind.TEXT),
+        "active": (Attribute.ACTIVE, Kind.BOOLEAN),
+        **_MOMENTS,
+    },
+    # Every user has a name (its given and family names are required).
+    {"name": Attribute.FIRST_NAME},
+    {
+        "emails": (
+            Collection.EMAILS,
+            {
+                "value": (Attribute.EMAIL_VALUE, Kind.TEXT),
+                "type": (Attribute.EMAIL_TYPE, Kind.TEXT),
+                "primary": (Attribute.EMAIL_PRIMARY, Kind.BOOLEAN),
+            },
+        ),
+        "groups": (Collection.GROUPS, {"value": (Attribute.GROUP, Kind.TEXT)}),
     },
 )
 
-_GROUPS = _Translator(
+GROUPS = Schema(
     GROUP_SCHEMA,
-    (
-        {
-            "id": _exact(Group.name),
-            "displayname": _folded(func.coalesce(Group.display_key, Group.name)),
-            "externalid": _exact(Group.external_id),
-            "meta.created": _moment(Group.created_at),
-            "meta.lastmodified": _moment(Group.updated_at),
-        },
-        {
-            "id": true(),
-            "displayname": true(),
-            "externalid": Group.external_id.is_not(None),
-            "meta.created": true(),
-            "meta.lastmodified": true(),
-        },
-    ),
-    {"members": ((_MEMBER, _MEMBER_PRESENT), _members_of_group)},
+    {
+        "id": (Attribute.NAME, Kind.TEXT),
+        "displayname": (Attribute.DISPLAY_NAME, Kind.TEXT),
+        "externalid": (Attribute.EXTERNAL_ID, Kind.TEXT),
+        **_MOMENTS,
+    },
+    {},
+    {"members": (Collection.MEMBERS, {"value": (Attribute.MEMBER, Kind.TEXT)})},
 )
 
 
-def user_condition(text: str | None) -> Condition:
-    """The SQL condition of a filter on /Users; 400 invalidFilter for one we cannot run."""
-    return true() if not text else _translate(_USERS, text)
+def user_filter(text: str | None) -> Predicate | None:
+    """The predicate of a filter on /Users (None: no filter); 400 invalidFilter for a bad one."""
+    return None if not text else _read(USERS, text)
 
 
-def group_condition(text: str | None) -> Condition:
-    return true() if not text else _translate(_GROUPS, text)
+def group_filter(text: str | None) -> Predicate | None:
+    return None if not text else _read(GROUPS, text)
 
 
-def _translate(translator: _Translator, text: str) -> Condition:
+def _read(schema: Schema, text: str) -> Predicate:
     node = parse(text)
     try:
-        return translator(node)
+        return _Reader(schema)(node)
     except ScimError:
         raise
     except (TypeError, ValueError) as exc:

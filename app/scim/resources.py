@@ -27,10 +27,9 @@ from app.names import (
     is_valid_name,
     is_valid_person_name,
 )
-from app.repository.scim import EmailRow
 from app.scim.errors import ScimError, invalid_value
 from app.service.scim_groups import ScimGroup, ScimGroupView
-from app.service.scim_users import ScimUser, ScimUserView
+from app.service.scim_users import ScimEmail, ScimUser, ScimUserView
 
 # Entra ID sends the enterprise extension: it is read, and not stored.
 UserModel = User[EnterpriseUser]
@@ -113,7 +112,7 @@ def user_from_scim(resource: User[Any]) -> ScimUser:
         value = _text(f"emails[{index}].value", email.value, required=True)
         assert value is not None
         kind = None if email.type is None else str(getattr(email.type, "value", email.type))
-        emails.append(EmailRow(value, _text(f"emails[{index}].type", kind), bool(email.primary)))
+        emails.append(ScimEmail(value, _text(f"emails[{index}].type", kind), bool(email.primary)))
     if sum(email.primary for email in emails) > 1:
         raise invalid_value("At most one of emails may be primary.")
     return ScimUser(

@@ -19,6 +19,7 @@ from app.repository import bulk as bulk_repo
 from app.repository import groups as group_repo
 from app.repository import users as user_repo
 from app.schemas import UserRecordIn
+from app.service import events
 from app.service.audit import record as audit
 from app.service.member_lists import lock_in_order
 
@@ -111,7 +112,7 @@ async def import_users(
     a few statements inside the one transaction. Not retried: the rows are read
     once.
     """
-    run = _Import(session, create_groups=create_groups, replace=replace, limit=report_limit)
+    run = _Import(session, actor, create_groups=create_groups, replace=replace, limit=report_limit)
     try:
         async with session.begin():
             prepared = await bulk_repo.prepare(session)
@@ -180,6 +181,7 @@ class _Import:
     """What an import has learnt so far, batch after batch."""
 
     session: AsyncSession
+    actor: Actor
     create_groups: bool
     replace: bool
     limit: int
@@ -259,6 +261,17 @@ class _Import:
             self.session, users=[(userid, r.first_name, r.last_name) for userid, r in new]
         )
         self.created += len(new)
+        for userid, record in new:
+            groups = sorted(record.groups)
+            data = {
+                "first_name": record.first_name,
+                "last_name": record.last_name,
+                "userid": userid,
+                "groups": groups,
+            }
+            events.emit(self.session, actor=self.actor, type="user.created", data=data)
+            pairs_of_user = [(name, userid) for name in groups]
+            events.memberships(self.session, actor=self.actor, added=True, pairs=pairs_of_user)
         await bulk_repo.replace_users(
             self.session,
             users=[(i, c.record.first_name, c.record.last_name) for i, _, c in changed],
@@ -298,6 +311,10 @@ class _Import:
             created = await bulk_repo.insert_groups(self.session, names=missing)
             self.group_ids |= created
             self.created_groups |= created
+            for name in sorted(created):
+                events.emit(
+                    self.session, actor=self.actor, type="group.created", data={"name": name}
+                )
         else:
             self.unknown_groups.update(missing)
 
@@ -320,6 +337,7 @@ class _Import:
                 self.unchanged += 1
             else:
                 changed.append((user_id, userid, ChangedRecord(record, set(groups.values()))))
+                self._emit_replaced(userid, (first, last, sorted(groups)), record)
         return changed
 
     def _touched_by(self, changed: list[tuple[int, str, ChangedRecord]]) -> set[int]:
@@ -328,6 +346,34 @@ class _Import:
         for _, _, change in changed:
             touched |= change.groups ^ {self.group_ids[g] for g in change.record.groups}
         return touched
+
+    def _emit_replaced(
+        self, userid: str, before: tuple[str, str, list[str]], record: UserRecordIn
+    ) -> None:
+        """As a PUT of the record: the membership changes, then user.updated for new names."""
+        first, last, groups = before
+        was, now = set(groups), set(record.groups)
+        removed = [(g, userid) for g in sorted(was - now)]
+        events.memberships(self.session, actor=self.actor, added=False, pairs=removed)
+        added = [(g, userid) for g in sorted(now - was)]
+        events.memberships(self.session, actor=self.actor, added=True, pairs=added)
+        changed = [
+            field
+            for field, old, new in (
+                ("first_name", first, record.first_name),
+                ("last_name", last, record.last_name),
+            )
+            if old != new
+        ]
+        if changed:
+            data = {
+                "first_name": record.first_name,
+                "last_name": record.last_name,
+                "userid": userid,
+                "groups": sorted(record.groups),
+                "changed": changed,
+            }
+            events.emit(self.session, actor=self.actor, type="user.updated", data=data)
 
 
 def _listed_twice(userid: str) -> str:

@@ -29,7 +29,7 @@ class Tagged(NamedTuple, Generic[T]):
     """A result and the entity tag of the resource it shows.
 
     A named tuple: made on every read, and a frozen dataclass's __init__
-    costs several times a tuple's (#7).
+    costs several times a tuple's.
     """
 
     value: T

@@ -15,6 +15,7 @@ from app.reads import groups as group_reads
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, retried
 from app.service.member_lists import lock_in_order, write_members
@@ -47,6 +48,7 @@ async def create_group(session: AsyncSession, *, actor: Actor, name: str) -> Tag
         await audit(
             session, actor=actor, action="group.create", resource=f"groups/{name}", after=[]
         )
+        events.emit(session, actor=actor, type="group.created", data={"name": name})
     return Tagged([], etag(group.id, group.version))
 
 
@@ -74,6 +76,12 @@ async def replace_members(
             resource=f"groups/{name}",
             before=change.before,
             after=change.after,
+        )
+        events.memberships(
+            session, actor=actor, added=False, pairs=[(name, u) for u in change.removed]
+        )
+        events.memberships(
+            session, actor=actor, added=True, pairs=[(name, u) for u in change.added]
         )
         # Deactivated users stay stored members, but GET does not show them.
         hidden = await user_repo.inactive_among(session, userids=change.after)
@@ -104,3 +112,7 @@ async def delete_group(
             resource=f"groups/{name}",
             before=sorted(members.values()),
         )
+        # The cascade's memberships go first, then the group.
+        gone = [(name, userid) for userid in sorted(members.values())]
+        events.memberships(session, actor=actor, added=False, pairs=gone)
+        events.emit(session, actor=actor, type="group.deleted", data={"name": name})

@@ -11,6 +11,7 @@ from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
 from app.repository.common import GroupRow, UserRow
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import retried
 
@@ -41,6 +42,7 @@ async def add_member(session: AsyncSession, *, actor: Actor, name: str, userid: 
                 resource=_resource(name, userid),
                 after={"group": name, "userid": userid},
             )
+            events.memberships(session, actor=actor, added=True, pairs=[(name, userid)])
 
 
 @retried
@@ -58,6 +60,7 @@ async def remove_member(session: AsyncSession, *, actor: Actor, name: str, useri
             resource=_resource(name, userid),
             before={"group": name, "userid": userid},
         )
+        events.memberships(session, actor=actor, added=False, pairs=[(name, userid)])
 
 
 def _resource(name: str, userid: str) -> str:

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,8 +15,10 @@ from app.auth import Actor
 from app.errors import Busy, DisplayNameTaken, GroupNotFound
 from app.names import NAME_LENGTH, ascii_lower, is_valid_name
 from app.preconditions import IfMatch, etag
+from app.predicates import Predicate
 from app.repository import scim as scim_repo
 from app.repository.scim import ScimGroupRow
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried
 from app.service.member_lists import write_members
@@ -129,7 +130,7 @@ async def get_group(
 async def list_groups(
     session: AsyncSession,
     *,
-    where: ColumnElement[bool],
+    where: Predicate | None,
     offset: int,
     limit: int,
     members_limit: int | None,
@@ -170,6 +171,10 @@ async def create_group(
             resource=f"groups/{name}",
             after=_audited(group),
         )
+        data = {"name": name, "display_name": group.display_name}
+        events.emit(session, actor=actor, type="group.created", data=data)
+        members = sorted(set(group.members))
+        events.memberships(session, actor=actor, added=True, pairs=[(name, u) for u in members])
         row = await scim_repo.group(session, name=name)
         assert row is not None
         return (await _views(session, [row], members_limit))[0]
@@ -227,6 +232,13 @@ async def change_group(
             resource=f"groups/{name}",
             before=_audited(before),
             after=_audited(wanted),
+        )
+        was, now = set(before.members), set(wanted.members)
+        events.memberships(
+            session, actor=actor, added=False, pairs=[(name, u) for u in sorted(was - now)]
+        )
+        events.memberships(
+            session, actor=actor, added=True, pairs=[(name, u) for u in sorted(now - was)]
         )
         changed = await scim_repo.group(session, name=name)
         assert changed is not None

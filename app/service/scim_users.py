@@ -1,4 +1,4 @@
-"""Use cases of SCIM users: the §3 record and the SCIM attributes beside it."""
+"""Use cases of SCIM users: the contract's record and the SCIM attributes beside it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,14 +14,25 @@ from app.auth import Actor
 from app.errors import UserExists, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
+from app.predicates import Predicate
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import scim as scim_repo
 from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried
 from app.service.member_lists import lock_in_order
+
+
+@dataclass(frozen=True)
+class ScimEmail:
+    """One of a user's emails, in the order the client gave them."""
+
+    value: str
+    type: str | None
+    primary: bool
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ class ScimUser:
     active: bool = True
     external_id: str | None = None
     display_name: str | None = None
-    emails: tuple[EmailRow, ...] = ()
+    emails: tuple[ScimEmail, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ def _state(row: ScimUserRow, emails: list[EmailRow]) -> ScimUser:
         active=bool(row.active),
         external_id=row.external_id,
         display_name=row.display_name,
-        emails=tuple(emails),
+        emails=tuple(ScimEmail(e.value, e.type, e.primary) for e in emails),
     )
 
 
@@ -82,6 +92,25 @@ def _audited(user: ScimUser) -> dict[str, Any]:
     return asdict(user)
 
 
+def _rows(emails: tuple[ScimEmail, ...]) -> list[EmailRow]:
+    return [EmailRow(e.value, e.type, e.primary) for e in emails]
+
+
+# What a SCIM change can change of a user, as user.updated names it in `changed`.
+_CHANGEABLE = ("first_name", "last_name", "active", "external_id", "display_name", "emails")
+
+
+def _record(view: ScimUserView) -> dict[str, Any]:
+    """The user's record as GET /users/{userid} shows it: no groups while deactivated."""
+    user = view.user
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "userid": user.userid,
+        "groups": sorted(name for name, _ in view.groups) if user.active else [],
+    }
+
+
 @retried
 async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
     if not is_valid_name(userid):
@@ -95,7 +124,7 @@ async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
 
 @retried
 async def list_users(
-    session: AsyncSession, *, where: ColumnElement[bool], offset: int, limit: int
+    session: AsyncSession, *, where: Predicate | None, offset: int, limit: int
 ) -> tuple[int, list[ScimUserView]]:
     """The number of users matching, and a page of them in userid order."""
     async with session.begin():
@@ -120,7 +149,7 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
             )
         except IntegrityError:
             raise UserExists(user.userid) from None
-        await scim_repo.set_emails(session, user_id=user_id, emails=user.emails)
+        await scim_repo.set_emails(session, user_id=user_id, emails=_rows(user.emails))
         await audit(
             session,
             actor=actor,
@@ -130,7 +159,9 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
         )
         row = await scim_repo.user(session, userid=user.userid)
         assert row is not None
-        return (await _views(session, [row]))[0]
+        view = (await _views(session, [row]))[0]
+        events.emit(session, actor=actor, type="user.created", data=_record(view))
+        return view
 
 
 @retried
@@ -179,7 +210,7 @@ async def change_user(
             display_name=wanted.display_name,
         )
         if wanted.emails != before.user.emails:
-            await scim_repo.set_emails(session, user_id=row.id, emails=wanted.emails)
+            await scim_repo.set_emails(session, user_id=row.id, emails=_rows(wanted.emails))
         if wanted.active != before.user.active:
             groups = await memberships.group_ids_of(session, user_id=row.id)
             # Rare: a membership changed between the first look and the lock.
@@ -195,4 +226,18 @@ async def change_user(
         )
         changed = await scim_repo.user(session, userid=userid)
         assert changed is not None
-        return (await _views(session, [changed]))[0]
+        after = (await _views(session, [changed]))[0]
+        fields = [f for f in _CHANGEABLE if getattr(before.user, f) != getattr(wanted, f)]
+        if wanted.active != before.user.active:
+            # The feed shows memberships as the core API does: they go with
+            # the deactivation and come back with the reactivation.
+            events.memberships(
+                session,
+                actor=actor,
+                added=wanted.active,
+                pairs=[(name, userid) for name, _ in after.groups],
+            )
+        events.emit(
+            session, actor=actor, type="user.updated", data=_record(after) | {"changed": fields}
+        )
+        return after

@@ -16,6 +16,7 @@ from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
 from app.schemas import UserRecord, UserRecordIn
+from app.service import events
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, find_groups, retried
 from app.service.member_lists import lock_in_order
@@ -74,6 +75,10 @@ async def create_user(
             action="user.create",
             resource=f"users/{userid}",
             after=stored.model_dump(),
+        )
+        events.emit(session, actor=actor, type="user.created", data=stored.model_dump())
+        events.memberships(
+            session, actor=actor, added=True, pairs=[(name, userid) for name in stored.groups]
         )
     return Tagged(stored, etag(user_id, 1))
 
@@ -167,6 +172,7 @@ async def update_user(
             before=before.model_dump(),
             after=record.model_dump(),
         )
+        _emit_changes(session, actor, before, record)
     return Tagged(_as_shown(record, user.active), etag(user.id, version))
 
 
@@ -213,3 +219,26 @@ async def delete_user(
             resource=f"users/{userid}",
             before=gone.model_dump(),
         )
+        # The cascade's memberships go first, then the user.
+        events.memberships(
+            session, actor=actor, added=False, pairs=[(name, userid) for name in gone.groups]
+        )
+        events.emit(session, actor=actor, type="user.deleted", data=gone.model_dump())
+
+
+def _emit_changes(
+    session: AsyncSession, actor: Actor, before: UserRecord, after: UserRecord
+) -> None:
+    """The membership events of a change, then user.updated if the names changed."""
+    userid = after.userid
+    was, now = set(before.groups), set(after.groups)
+    events.memberships(
+        session, actor=actor, added=False, pairs=[(g, userid) for g in sorted(was - now)]
+    )
+    events.memberships(
+        session, actor=actor, added=True, pairs=[(g, userid) for g in sorted(now - was)]
+    )
+    changed = [f for f in ("first_name", "last_name") if getattr(before, f) != getattr(after, f)]
+    if changed:
+        data = after.model_dump() | {"changed": changed}
+        events.emit(session, actor=actor, type="user.updated", data=data)

@@ -6,6 +6,7 @@ import { auditPage } from "./audit.js";
 import { groupPage, groupsPage } from "./groups.js";
 import { setRenderer } from "./nav.js";
 import { userPage, usersPage } from "./users.js";
+import { webhooksPage } from "./webhooks.js";
 
 const main = document.getElementById("main");
 let ticket = 0;
@@ -20,6 +21,7 @@ function header() {
   const signedIn = session.caller !== null;
   document.getElementById("nav").hidden = !signedIn;
   document.getElementById("nav-audit").hidden = !can("admin");
+  document.getElementById("nav-webhooks").hidden = !can("admin");
   document.getElementById("session").hidden = !signedIn;
   document.getElementById("caller").textContent = signedIn
     ? `${session.caller.name} (${session.caller.role})`
@@ -68,6 +70,7 @@ const ROUTES = [
   [/^\/groups$/, (_, params) => groupsPage(params)],
   [/^\/groups\/([^/]+)$/, (m, params) => groupPage(decodeURIComponent(m[1]), params)],
   [/^\/audit$/, (_, params) => auditPage(params)],
+  [/^\/webhooks$/, () => webhooksPage()],
 ];
 
 function notFound() {

@@ -25,7 +25,7 @@ from app.db import Database
 from app.models import AuditEntry, Token
 from app.service import tokens
 from app.settings import Settings
-from tests.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
+from tests.support.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -31,7 +31,7 @@ from app.repository import users as user_repo
 from app.service import audit as audit_service
 from app.service import tokens
 from app.settings import Settings
-from tests.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ import pytest
 from app.api import create_app
 from app.db import Database
 from app.settings import Settings
-from tests.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from app.db import Database
 from app.models import Group, User
-from tests.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

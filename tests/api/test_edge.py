@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.ui import CONTENT_SECURITY_POLICY
-from tests.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ from app.repository import users as user_repo
 from app.service import tokens
 from app.service import users as user_service
 from app.settings import Settings
-from tests.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

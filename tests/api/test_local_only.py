@@ -18,7 +18,7 @@ from app.auth import Actor, Role
 from app.db import Database
 from app.service import tokens
 from app.settings import Settings
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 pytestmark = pytest.mark.anyio
 

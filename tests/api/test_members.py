@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
+from tests.support.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from app.api import create_app
 from app.api.deps import GROUP_PARAMETER, USERID_PARAMETER, GroupPath, UseridPath
 from app.settings import Settings
-from tests.helpers import PROBLEM_JSON
+from tests.support.helpers import PROBLEM_JSON
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import pytest
 from app.api import create_app
 from app.api.pages import ASSET_FILES, PAGES_DIR, SWAGGER_UI_DIR
 from app.settings import Settings
-from tests.helpers import assert_problem
+from tests.support.helpers import assert_problem
 
 pytestmark = pytest.mark.anyio
 

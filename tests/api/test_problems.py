@@ -14,7 +14,7 @@ from sqlalchemy.exc import ProgrammingError
 from app.reads import users as user_reads
 from app.service import groups as group_service
 from app.service import users as user_service
-from tests.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
+from tests.support.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user
 
 # The contract holds with auth disabled and with a writer token alike.
 pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]

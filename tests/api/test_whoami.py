@@ -12,7 +12,7 @@ from app.auth import Actor, Role
 from app.db import Database
 from app.service import tokens
 from app.settings import Settings
-from tests.helpers import PROBLEM_JSON, assert_problem
+from tests.support.helpers import PROBLEM_JSON, assert_problem
 
 pytestmark = pytest.mark.anyio
 

@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.migrations import head_revision
-from tests.live_server import (
+from tests.support.live_server import (
     LiveServer,
     Snapshot,
     async_url,

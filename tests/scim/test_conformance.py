@@ -1,4 +1,4 @@
-"""scim2-tester's checks against the real server (tests/live_server.py), both databases."""
+"""scim2-tester's checks against the real server (tests/support/live_server.py), both databases."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
-from tests.live_server import LiveServer, fresh_postgres, launch, terminate, wait_until_up
+from tests.support.live_server import LiveServer, fresh_postgres, launch, terminate, wait_until_up
 
 
 def _serve(database_url: str, directory: Path) -> Iterator[LiveServer]:

@@ -112,8 +112,17 @@ async def test_deactivation_hides_memberships_until_reactivation(
     before = await core_view(client)
     assert without_etags(before) == ACTIVE
 
+    cursor = (await client.get("/events/cursor")).json()["cursor"]
     off = await scim_patch(client, "dade", deactivate)
     assert off["active"] is False
+    # The feed follows the core API: the memberships go, then the update.
+    feed = (await client.get("/events", params={"after": cursor})).json()
+    assert [(e["type"], e["data"].get("group")) for e in feed["items"]] == [
+        ("membership.removed", "eng"),
+        ("membership.removed", "ops"),
+        ("user.updated", None),
+    ]
+    assert feed["items"][-1]["data"]["groups"] == []
     hidden = await core_view(client)
     assert without_etags(hidden) == INACTIVE
     # The record keeps its four fields.
@@ -133,6 +142,12 @@ async def test_deactivation_hides_memberships_until_reactivation(
 
     on = await scim_patch(client, "dade", reactivate)
     assert on["active"] is True
+    feed = (await client.get("/events", params={"after": feed["next_cursor"]})).json()
+    assert [(e["type"], e["data"].get("group")) for e in feed["items"]] == [
+        ("membership.added", "eng"),
+        ("membership.added", "ops"),
+        ("user.updated", None),
+    ]
     back = await core_view(client)
     assert without_etags(back) == ACTIVE
     assert back["etags"][:2] != hidden["etags"][:2]

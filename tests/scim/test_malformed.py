@@ -265,7 +265,7 @@ async def test_every_list_in_a_body_is_capped_before_any_work(
 ) -> None:
     app = create_app(settings.model_copy(update={"max_list_length": 3}), database=database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         ann = await client.post("/scim/v2/Users", json=user(userName="ann"), headers=SCIM)
         assert ann.status_code == 201, ann.text
         team = {"schemas": [GROUP], "displayName": "Team", "members": [{"value": "ann"}]}

@@ -9,7 +9,7 @@ from app.db import Database
 from app.errors import UnknownUsers
 from app.repository import groups as group_repo
 from app.service.member_lists import lock_in_order, write_members
-from tests.helpers import create_group, create_user
+from tests.support.helpers import create_group, create_user
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 """The short soak in `make test`: 16 clients for 10 s against `serve --workers 2` on PostgreSQL.
 
-`make soak` runs the full one (tests/soak/run.py): 64 clients, 60 s, 4 workers.
+`make soak` runs the full one (tests/support/soak.py): 64 clients, 60 s, 4 workers.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.soak.run import SoakConfig, run_soak
+from tests.support.soak import SoakConfig, run_soak
 
 pytestmark = pytest.mark.anyio
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.live_server import ROOT, START_TIMEOUT, STOP_TIMEOUT, LiveServer, launch
-from tests.live_server import server_environment as environment
+from tests.support.live_server import ROOT, START_TIMEOUT, STOP_TIMEOUT, LiveServer, launch
+from tests.support.live_server import server_environment as environment
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -110,7 +110,13 @@ def create_token(database_url: str, role: str) -> str:
 
 def serve(directory: Path, auth: str, database_url: str | None = None) -> Iterator[Console]:
     database_url = database_url or f"sqlite+aiosqlite:///{directory / 'console.db'}"
-    server = launch(database_url, directory, env={"GROUPED_USERS_AUTH": auth}, name=auth)
+    env = {
+        "GROUPED_USERS_AUTH": auth,
+        # The webhooks page shows an endpoint on this machine (nothing listens there).
+        "GROUPED_USERS_WEBHOOK_ALLOW_HTTP": "true",
+        "GROUPED_USERS_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+    server = launch(database_url, directory, env=env, name=auth)
     try:
         _wait_until_up(server)
         console = Console(server, database_url)

@@ -321,6 +321,32 @@ def test_only_admins_see_the_audit_log(console: Console, tabs: Tabs) -> None:
     expect(page.locator("main table")).to_have_count(0)
 
 
+def test_admins_see_the_webhooks_with_their_latest_deliveries(console: Console, tabs: Tabs) -> None:
+    with console.api("admin") as api:
+        hook = {"url": "http://127.0.0.1:9/directory", "description": "mail-list syncer"}
+        assert api.post("/webhooks", json=hook).status_code == 201
+    create_group(console, "mailing")
+    page = tabs.open()
+    sign_in(page, console, "admin")
+    page.get_by_role("link", name="Webhooks").click()
+    expect(page.get_by_role("heading", name="http://127.0.0.1:9/directory")).to_be_visible()
+    expect(page.get_by_text("mail-list syncer")).to_be_visible()
+    # Nothing listens there: the delivery is pending, its failed attempt shown
+    # (the page shows what was there when it loaded: load it until it is).
+    row = page.locator("tbody tr").first
+    for _ in range(30):
+        if "attempt" in (row.text_content() or ""):
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(row).to_contain_text("pending")
+    expect(row).to_contain_text("ConnectError")
+
+    reader = tabs.open()
+    sign_in(reader, console, "reader")
+    expect(reader.get_by_role("link", name="Webhooks")).to_be_hidden()
+
+
 def test_it_fits_a_360_pixel_screen(console: Console, tabs: Tabs) -> None:
     create_user(console, "katherine", "Katherine", "Johnson")
     create_group(console, "narrow", ["katherine"])

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
-from tests.live_server import fresh_postgres, postgres_server
+from tests.support.live_server import fresh_postgres, postgres_server
 from tests.ui.conftest import Console, Tabs, serve
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}

@@ -1,6 +1,6 @@
 """Soak test: many clients against `serve --workers N`, then check that nothing was lost.
 
-    python -m tests.soak.run --seconds 60 --clients 64 --workers 4 --database postgresql
+    python -m tests.support.soak --seconds 60 --clients 64 --workers 4 --database postgresql
 
 (`make soak`). The PostgreSQL server is $TEST_POSTGRES_URL (or --postgres-url);
 a fresh database is created on it and dropped afterwards.
@@ -40,7 +40,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.live_server import (
+from tests.support.live_server import (
     LiveServer,
     async_url,
     fresh_postgres_async,
@@ -760,7 +760,7 @@ async def _soak_on(config: SoakConfig, url: str, directory: Path) -> SoakReport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.soak.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.support.soak", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--workers", type=int, default=4)

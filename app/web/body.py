@@ -26,7 +26,7 @@ async def checked_json(request: Request) -> Request:
 
     FastAPI's own max_body_size answers a declared oversize body in plain
     text, and a body of another media type reaches validation as bytes (a
-    422); SPEC §3 wants a problem+json 413 and a 415.
+    422); the contract wants a problem+json 413 and a 415.
     """
     body = await read_limited(request, request.app.state.settings.max_body_bytes)
     content_type = request.headers.get("content-type")

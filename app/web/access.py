@@ -10,11 +10,11 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
-from app.api.body import checked_json
 from app.auth import ANONYMOUS, Actor, Role
 from app.db import Database
 from app.errors import Busy, Forbidden, Unauthenticated
 from app.service import tokens
+from app.web.body import checked_json
 
 log = logging.getLogger("grouped_users.auth")
 

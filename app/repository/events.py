@@ -1,0 +1,212 @@
+"""The change feed's table: events are queued during a transaction and written as it commits.
+
+Why at commit, under the counter row's lock: a sequence would hand out
+positions in the order transactions *start* writing events, not in the
+order they commit, and a reader that saw position 12 before 11 committed
+would skip 11 forever. Here every writing transaction, as its very last
+statement, increments the one `event_counter` row and takes its positions
+from it. The row lock is held until COMMIT, and a second writer's UPDATE
+waits for it and then reads the committed value (PostgreSQL's READ
+COMMITTED re-reads the row it waited for); a rolled-back writer hands its
+positions to the next. So positions are given in commit order, without
+gaps, and when position N is visible every position below it is (PostgreSQL
+makes a transaction visible before it releases its locks). On SQLite one
+writer holds the database at a time and the same code gives the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.models import Event, EventCounter
+
+# The PostgreSQL channel a committed event is announced on (LISTEN/NOTIFY).
+CHANNEL = "grouped_users_events"
+_PENDING = "grouped_users_pending_events"
+_PUBLISHED = "grouped_users_published_events"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    type: str
+    data: Any
+    actor: str
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    position: int
+    id: str
+    type: str
+    occurred_at: datetime
+    actor: str
+    request_id: str | None
+    data: Any
+
+
+def queue(session: AsyncSession, events: Sequence[Pending]) -> None:
+    """Keep these events to be written when the session's transaction commits."""
+    session.info.setdefault(_PENDING, []).extend(events)
+
+
+def new_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
+class EventSession(Session):
+    """The session of writing use cases: it writes the events it was given as it commits."""
+
+
+@event.listens_for(EventSession, "before_commit")
+def _write_events(session: Session) -> None:
+    pending: list[Pending] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    # Last: the counter row stays locked only from here to COMMIT.
+    last = session.execute(
+        update(EventCounter)
+        .where(EventCounter.id == 1)
+        .values(position=EventCounter.position + len(pending))
+        .returning(EventCounter.position)
+    ).scalar_one()
+    first = last - len(pending) + 1
+    at = datetime.now(UTC)
+    session.execute(
+        insert(Event),
+        [
+            {
+                "position": first + offset,
+                "id": new_id(),
+                "type": item.type,
+                "occurred_at": at,
+                "actor": item.actor,
+                "request_id": item.request_id,
+                "data": item.data,
+            }
+            for offset, item in enumerate(pending)
+        ],
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered to listeners when (and only if) the transaction commits.
+        session.execute(
+            text("SELECT pg_notify(:channel, :position)"),
+            {
+                "channel": CHANNEL,
+                "position": str(last),
+            },
+        )
+    session.info[_PUBLISHED] = last
+
+
+@event.listens_for(EventSession, "after_commit")
+def _ring(session: Session) -> None:
+    if session.info.pop(_PUBLISHED, None) is not None:
+        for bell in list(BELLS):
+            bell.ring_soon()
+
+
+@event.listens_for(EventSession, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    # A rolled-back transaction (or a retried one) leaves no events behind.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_PUBLISHED, None)
+
+
+class Bell:
+    """Wakes the long-polls of this process when an event commits (here, or elsewhere)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._rung = asyncio.Event()
+        BELLS.add(self)
+
+    def ring(self) -> None:
+        rung, self._rung = self._rung, asyncio.Event()
+        rung.set()
+
+    def ring_soon(self) -> None:
+        self._loop.call_soon_threadsafe(self.ring)
+
+    def ticket(self) -> asyncio.Event:
+        """Set at the next ring: take it before reading, wait on it after."""
+        return self._rung
+
+
+BELLS: weakref.WeakSet[Bell] = weakref.WeakSet()
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    position: int
+    purged_through: int
+
+
+async def counter(session: AsyncSession) -> Counter:
+    row = (
+        await session.execute(
+            select(EventCounter.position, EventCounter.purged_through).where(EventCounter.id == 1)
+        )
+    ).one()
+    return Counter(int(row[0]), int(row[1]))
+
+
+_COLUMNS = (
+    Event.position,
+    Event.id,
+    Event.type,
+    Event.occurred_at,
+    Event.actor,
+    Event.request_id,
+    Event.data,
+)
+
+
+async def page(
+    session: AsyncSession, *, after: int, limit: int, types: Sequence[str] | None = None
+) -> list[EventRow]:
+    query = select(*_COLUMNS).where(Event.position > after).order_by(Event.position).limit(limit)
+    if types:
+        query = query.where(Event.type.in_(types))
+    return [EventRow(*row) for row in await session.execute(query)]
+
+
+async def by_position(session: AsyncSession, *, position: int) -> EventRow | None:
+    row = (await session.execute(select(*_COLUMNS).where(Event.position == position))).first()
+    return None if row is None else EventRow(*row)
+
+
+async def last_before(session: AsyncSession, *, moment: datetime) -> int | None:
+    """The last position of an event older than `moment`."""
+    found = await session.scalar(select(func.max(Event.position)).where(Event.occurred_at < moment))
+    return None if found is None else int(found)
+
+
+async def mark_purged(session: AsyncSession, *, through: int) -> None:
+    await session.execute(
+        update(EventCounter)
+        .where(EventCounter.id == 1, EventCounter.purged_through < through)
+        .values(purged_through=through)
+    )
+
+
+async def delete_through(session: AsyncSession, *, position: int, limit: int) -> int:
+    """Delete up to `limit` of the oldest events at or below `position`; how many went."""
+    oldest = select(Event.position).where(Event.position <= position).order_by(Event.position)
+    result = await session.execute(
+        delete(Event)
+        .where(Event.position.in_(oldest.limit(limit)))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

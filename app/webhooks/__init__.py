@@ -1,0 +1,1 @@
+"""Webhooks: endpoints that receive the change feed, signed as Standard Webhooks defines."""

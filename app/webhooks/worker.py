@@ -1,0 +1,188 @@
+"""The delivering loop of a server process: queue, claim, POST, record, again.
+
+Each process runs a few senders; an endpoint is held by one sender at a
+time (a lease in its row, claimed with SKIP LOCKED on PostgreSQL), so its
+deliveries go out one at a time in feed order while other endpoints are
+served alongside. A process killed mid-delivery leaves a lease that runs
+out: another process (or this one, restarted) sends that delivery again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+import httpx
+
+from app.clock import as_utc, now
+from app.db import Database
+from app.repository.events import Bell
+from app.service import webhooks
+from app.service.events import purge
+from app.settings import Settings
+from app.webhooks import addresses
+from app.webhooks.signing import SecretBox, SecretUnavailable, sign
+
+log = logging.getLogger("grouped_users.webhooks")
+
+# Response bodies are read this far at most, and then dropped.
+MAX_RESPONSE_BYTES = 64 * 1024
+SENDERS = 4
+IDLE_SECONDS = 1.0
+PURGE_EVERY_SECONDS = 3600.0
+
+
+def event_body(claimed: webhooks.Claimed) -> bytes:
+    event = claimed.event
+    assert event is not None
+    document = {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": as_utc(event.occurred_at).isoformat().replace("+00:00", "Z"),
+        "actor": event.actor,
+        "request_id": event.request_id,
+        "data": event.data,
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+class Deliverer:
+    def __init__(self, database: Database, settings: Settings, bell: Bell | None = None) -> None:
+        self._database = database
+        self._settings = settings
+        self._bell = bell
+        key = settings.secret_key
+        self.box = SecretBox(key.get_secret_value() if key is not None else None)
+        self._owner = uuid.uuid4().hex
+        # Longer than a POST may take; a process killed mid-delivery holds it no longer.
+        self._lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
+        self._policy = webhooks.Policy(
+            retry_for=settings.webhook_retry_for,
+            disable_after=settings.webhook_disable_after,
+            backoff=settings.webhook_backoff_seconds,
+            backoff_max=settings.webhook_backoff_max_seconds,
+        )
+        self._held: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=settings.webhook_timeout_seconds,
+            headers={"User-Agent": "grouped-users-webhooks"},
+            trust_env=False,
+        )
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._send_loop(), name=f"webhook-sender-{n}")
+            for n in range(SENDERS)
+        ]
+        self._tasks.append(asyncio.create_task(self._purge_loop(), name="event-purge"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._client.aclose()
+
+    async def run_once(self) -> bool:
+        """Queue what is new, then make one delivery; False when there was none to make."""
+        if not await webhooks.has_work(self._database.reader()):
+            return False
+        async with self._database.writer() as session:
+            await webhooks.fan_out(session)
+        async with self._database.writer() as session:
+            claimed = await webhooks.claim_next(
+                session, owner=self._owner, lease=self._lease, skip=self._held
+            )
+        if claimed is None:
+            return False
+        self._held.add(claimed.webhook.id)
+        try:
+            outcome = await self._post(claimed)
+            async with self._database.writer() as session:
+                await webhooks.finish(
+                    session,
+                    claimed=claimed,
+                    outcome=outcome,
+                    owner=self._owner,
+                    policy=self._policy,
+                )
+        finally:
+            self._held.discard(claimed.webhook.id)
+        return True
+
+    async def _send_loop(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("webhook delivery pass failed")
+                busy = False
+            if not busy:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        if self._bell is None:
+            await asyncio.sleep(IDLE_SECONDS)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._bell.ticket().wait(), IDLE_SECONDS)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                async with self._database.writer() as session:
+                    await purge(session, retention=self._settings.event_retention)
+            except Exception:
+                log.exception("event purge failed")
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+    async def _post(self, claimed: webhooks.Claimed) -> webhooks.Outcome:
+        started, at = time.monotonic(), now()
+
+        def outcome(status: int | None, error: str | None) -> webhooks.Outcome:
+            return webhooks.Outcome(at, status, error, int((time.monotonic() - started) * 1000))
+
+        if claimed.event is None:
+            return outcome(None, "the event is no longer kept (retention)")
+        url = claimed.webhook.url
+        try:
+            # Again at each delivery: what the name resolves to can change.
+            await addresses.check(
+                url,
+                allow_http=self._settings.webhook_allow_http,
+                allow_private=self._settings.webhook_allow_private,
+            )
+            secret = self.box.open(claimed.webhook.secret)
+        except (addresses.RefusedURL, SecretUnavailable) as exc:
+            return outcome(
+                None,
+                f"refused: the URL {exc}" if isinstance(exc, addresses.RefusedURL) else str(exc),
+            )
+        body = event_body(claimed)
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": claimed.event.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(
+                secret, message_id=claimed.event.id, timestamp=timestamp, body=body
+            ),
+        }
+        try:
+            async with self._client.stream("POST", url, content=body, headers=headers) as response:
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read >= MAX_RESPONSE_BYTES:
+                        break
+                return outcome(response.status_code, None)
+        except httpx.HTTPError as exc:
+            return outcome(None, f"{type(exc).__name__}: {exc}"[:256])

@@ -1,0 +1,128 @@
+"""GET /events: pages in commit order, cursors that never go null, types, expiry, long-polls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from app.db import Database
+from app.service import events
+from tests.events.feed import cursor, read_all
+from tests.support.helpers import assert_problem, create_group, create_user
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_pages_follow_the_feed_and_the_cursor_never_goes_null(
+    client: httpx.AsyncClient,
+) -> None:
+    start = await cursor(client)
+    await create_group(client, "team")
+    for userid in ("ann", "bob", "cy"):
+        await create_user(client, userid, ["team"])
+    everything, end = await read_all(client, None)
+    assert [e["type"] for e in everything][:3] == [
+        "group.created",
+        "user.created",
+        "membership.added",
+    ]
+    assert len(everything) == 7
+    assert len({e["id"] for e in everything}) == 7
+    for event in everything:
+        assert event["actor"] == "anonymous"
+        assert event["occurred_at"].endswith(("Z", "+00:00"))
+        assert set(event) == {"id", "type", "occurred_at", "actor", "request_id", "data"}
+
+    # Pages of two, from the cursor of before the changes: the same events.
+    seen, after = [], start
+    while True:
+        page = (await client.get("/events", params={"after": after, "limit": 2})).json()
+        assert page["next_cursor"]
+        if not page["items"]:
+            assert page["next_cursor"] == after
+            break
+        assert len(page["items"]) <= 2
+        seen += page["items"]
+        after = page["next_cursor"]
+    assert seen == everything
+    assert after == end == await cursor(client)
+
+
+async def test_request_id_and_types(client: httpx.AsyncClient) -> None:
+    start = await cursor(client)
+    await create_group(client, "team")
+    response = await client.post(
+        "/users/ann",
+        json={"first_name": "Ann", "last_name": "T", "groups": ["team"]},
+        headers={"X-Request-ID": "req-42"},
+    )
+    assert response.status_code == 201
+    page = (
+        await client.get(
+            "/events", params={"after": start, "types": "membership.added,user.created"}
+        )
+    ).json()
+    assert [(e["type"], e["request_id"]) for e in page["items"]] == [
+        ("user.created", "req-42"),
+        ("membership.added", "req-42"),
+    ]
+    # A filtered page that comes short moves on to the end of the feed.
+    assert page["next_cursor"] == await cursor(client)
+    assert_problem(
+        await client.get("/events", params={"types": "user.exploded"}), 422, "invalid_cursor"
+    )
+
+
+@pytest.mark.parametrize("bad", ["nope", "ZXZlbnRzOjk5OTk5", "dXNlcnM6YW5u"])
+async def test_bad_cursors_are_422(client: httpx.AsyncClient, bad: str) -> None:
+    # Garbage, a position beyond the feed, a cursor of another list.
+    assert_problem(await client.get("/events", params={"after": bad}), 422, "invalid_cursor")
+
+
+async def test_bad_parameters_are_422(client: httpx.AsyncClient) -> None:
+    for params in ({"limit": "0"}, {"limit": "1001"}, {"wait": "31"}, {"wait": "-1"}):
+        assert_problem(await client.get("/events", params=params), 422, "invalid_query")
+
+
+async def test_expired_cursor_is_410_with_where_to_go_on(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    old = await cursor(client)
+    await create_group(client, "team")
+    await create_user(client, "ann", ["team"])
+    async with database.writer() as session:
+        assert await events.purge(session, retention=timedelta(0)) == 3
+    body = assert_problem(await client.get("/events", params={"after": old}), 410, "cursor_expired")
+    now = await cursor(client)
+    assert body["cursor"] == now
+    # From the oldest kept, or from now: nothing, and no error.
+    assert (await client.get("/events")).json() == {"items": [], "next_cursor": now}
+    await create_user(client, "bob")
+    items, _ = await read_all(client, body["cursor"])
+    assert [e["type"] for e in items] == ["user.created"]
+
+
+async def test_wait_answers_as_soon_as_an_event_commits(client: httpx.AsyncClient) -> None:
+    start = await cursor(client)
+
+    async def later() -> None:
+        await asyncio.sleep(0.5)
+        await create_group(client, "late")
+
+    began = time.monotonic()
+    writer = asyncio.create_task(later())
+    response = await client.get("/events", params={"after": start, "wait": 20})
+    await writer
+    assert response.status_code == 200
+    assert [e["data"] for e in response.json()["items"]] == [{"name": "late"}]
+    assert time.monotonic() - began < 10
+
+
+async def test_wait_with_nothing_new_gives_the_same_cursor(client: httpx.AsyncClient) -> None:
+    start = await cursor(client)
+    response = await client.get("/events", params={"after": start, "wait": 1})
+    assert response.json() == {"items": [], "next_cursor": start}
