@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy import Integer, Select, Text, bindparam, cast, func, select
+from sqlalchemy import Integer, Select, Text, and_, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
@@ -16,12 +16,13 @@ _COLUMNS = (Group.id, Group.name, Group.version)
 
 
 def _with_members(dialect_name: str) -> Select[int, str, int, str]:
-    """The group and its members' userids as one sorted JSON array text, built in SQL."""
+    """The group and its active members' userids as one sorted JSON array text, built in SQL."""
     members = sorted_json_array(
         dialect_name,
         User.userid,
         on=Membership.user_id == User.id,
-        where=Membership.group_id == Group.id,
+        # A deactivated user is no member as the core API shows them.
+        where=and_(Membership.group_id == Group.id, User.active.is_(True)),
         outer=Group,
     )
     return select(*_COLUMNS, cast(members, Text)).where(Group.name == bindparam("name"))
@@ -48,9 +49,11 @@ def _page(_dialect: str, *, after: bool) -> Select[str, int]:
         .offset(bindparam("offset", type_=Integer))
         .subquery()
     )
+    # Only active users count, as only they show in the group's member list.
     return (
-        select(chosen.c.name, func.count(Membership.user_id))
+        select(chosen.c.name, func.count(User.id))
         .outerjoin(Membership, Membership.group_id == chosen.c.id)
+        .outerjoin(User, and_(User.id == Membership.user_id, User.active.is_(True)))
         .group_by(chosen.c.id, chosen.c.name)
         .order_by(chosen.c.name)
     )
@@ -62,7 +65,7 @@ _PAGES = {after: SingleRead(partial(_page, after=after), point=False) for after 
 
 
 async def page(session: AsyncSession, *, after: str | None, limit: int) -> list[tuple[str, int]]:
-    """Up to `limit` groups after the name `after`, in name order, with member counts."""
+    """Up to `limit` groups after the name `after`, in name order, with active member counts."""
     parameters: dict[str, str | int] = {"limit": limit, "offset": 0}
     if after is not None:
         parameters["after"] = after

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Text, and_, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -57,12 +57,17 @@ def sorted_json_array(
 
 
 def record_json(dialect_name: str) -> ColumnElement[str]:
-    """The record of the outer query's user as JSON text, its groups sorted."""
+    """The record of the outer query's user as JSON text, its groups sorted.
+
+    A deactivated user's record shows no groups: the identity provider
+    ended its group-based access, and the memberships stay stored for
+    its reactivation.
+    """
     groups = sorted_json_array(
         dialect_name,
         Group.name,
         on=Membership.group_id == Group.id,
-        where=Membership.user_id == User.id,
+        where=and_(Membership.user_id == User.id, User.active.is_(True)),
         outer=User,
     )
     columns = {"first_name": User.first_name, "last_name": User.last_name, "userid": User.userid}

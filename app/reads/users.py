@@ -10,6 +10,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     bindparam,
     column,
     func,
@@ -69,7 +70,9 @@ def _filtered(
     if group:
         query = query.join(Membership, Membership.user_id == User.id).where(
             Membership.group_id
-            == select(Group.id).where(Group.name == bindparam("group")).scalar_subquery()
+            == select(Group.id).where(Group.name == bindparam("group")).scalar_subquery(),
+            # A deactivated user is no member as the core API shows them.
+            User.active.is_(True),
         )
     if search == INDEXED and dialect_name == "sqlite":
         found = text("SELECT rowid FROM users_search WHERE users_search MATCH :match")
@@ -98,7 +101,9 @@ def _page(dialect_name: str, *, after: bool, group: bool, search: str) -> Select
 
     if dialect_name != "postgresql":
         return filtered(select(User.userid, record_json(dialect_name)))
-    page = filtered(select(User.id, User.userid, User.first_name, User.last_name)).subquery()
+    page = filtered(
+        select(User.id, User.userid, User.first_name, User.last_name, User.active)
+    ).subquery()
     names = func.json_agg(aggregate_order_by(Group.name, Group.name)).filter(Group.id.is_not(None))
     groups = func.coalesce(names, literal_column("'[]'::json"))
     record = json_record(
@@ -113,7 +118,8 @@ def _page(dialect_name: str, *, after: bool, group: bool, search: str) -> Select
     return (
         select(page.c.userid, record)
         .select_from(page)
-        .outerjoin(Membership, Membership.user_id == page.c.id)
+        # A deactivated user's record shows no groups (records.record_json).
+        .outerjoin(Membership, and_(Membership.user_id == page.c.id, page.c.active.is_(True)))
         .outerjoin(Group, Group.id == Membership.group_id)
         .group_by(page.c.id, page.c.userid, page.c.first_name, page.c.last_name)
         .order_by(page.c.userid)

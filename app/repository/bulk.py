@@ -262,4 +262,7 @@ def _group_names(session: AsyncSession) -> Any:
         joined = func.string_agg(name, literal(GROUP_SEPARATOR))
     else:
         joined = func.group_concat(name, GROUP_SEPARATOR)
-    return select(joined).where(Membership.user_id == User.id).scalar_subquery()
+    # A deactivated user's record shows no groups, here as in GET /users/{userid}.
+    return (
+        select(joined).where(Membership.user_id == User.id, User.active.is_(True)).scalar_subquery()
+    )

@@ -30,6 +30,8 @@ class UserRow:
     first_name: str
     last_name: str
     version: int
+    # SCIM's active: False hides the user's memberships from the core API.
+    active: bool = True
 
 
 @dataclass(frozen=True)

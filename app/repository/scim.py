@@ -172,6 +172,18 @@ async def count_groups(session: AsyncSession, *, where: Predicate | None) -> int
     return int(await session.scalar(query) or 0)
 
 
+async def member_counts(session: AsyncSession, *, group_ids: Sequence[int]) -> dict[int, int]:
+    """How many members each of these groups has (none: absent), from the memberships' key."""
+    if not group_ids:
+        return {}
+    rows = await session.execute(
+        select(Membership.group_id, func.count())
+        .where(in_list(session, Membership.group_id, group_ids, BigInteger()))
+        .group_by(Membership.group_id)
+    )
+    return {int(group_id): int(count) for group_id, count in rows}
+
+
 async def members_of(
     session: AsyncSession, *, group_ids: Sequence[int]
 ) -> dict[int, list[tuple[str, str]]]:

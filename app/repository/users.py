@@ -25,7 +25,7 @@ from app.repository.common import (
     in_list,
 )
 
-_COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version)
+_COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version, User.active)
 
 
 def search_names(first_name: str, last_name: str) -> str:
@@ -151,6 +151,18 @@ async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
             .values(version=User.version + 1, updated_at=func.now())
             .execution_options(**NO_SYNC)
         )
+
+
+async def inactive_among(session: AsyncSession, *, userids: Sequence[str]) -> set[str]:
+    """Those of these users that are deactivated (SCIM active false)."""
+    if not userids:
+        return set()
+    rows = await session.scalars(
+        select(User.userid).where(
+            in_list(session, User.userid, userids, String()), User.active.is_(False)
+        )
+    )
+    return set(rows)
 
 
 async def delete_user(session: AsyncSession, *, user_id: int) -> None:

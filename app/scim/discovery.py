@@ -55,13 +55,22 @@ def _user_schema(base: str) -> dict[str, Any]:
     return schema
 
 
-def _group_schema(base: str) -> dict[str, Any]:
+def _group_schema(base: str, members_limit: int) -> dict[str, Any]:
     schema = _trimmed(Group.to_schema().model_dump(), _GROUP_ATTRIBUTES)
     for attribute in schema["attributes"]:
         if attribute["name"] == "displayName":
             attribute["required"] = True
             attribute["uniqueness"] = "server"
         if attribute["name"] == "members":
+            # RFC 7644 lets a server leave out a large multi-valued attribute;
+            # a client learns here that it may, and where to page instead.
+            attribute["description"] = (
+                f"{attribute['description'].rstrip('.')}. An answer carries at most"
+                f" {members_limit} members in all (GROUPED_USERS_MAX_LIST_LENGTH): a group"
+                " with more comes without `members`, as do the groups of a list that would"
+                " pass it. Page through a group's members with"
+                ' GET /Users?filter=groups.value eq "<group id>"&startIndex=..&count=..'
+            )
             for sub in attribute["subAttributes"]:
                 if sub["name"] == "display":
                     # The user's displayName (or "first last"); see group_to_scim.
@@ -71,8 +80,8 @@ def _group_schema(base: str) -> dict[str, Any]:
     return schema
 
 
-def schemas(base: str) -> dict[str, dict[str, Any]]:
-    return {USER_SCHEMA: _user_schema(base), GROUP_SCHEMA: _group_schema(base)}
+def schemas(base: str, *, members_limit: int) -> dict[str, dict[str, Any]]:
+    return {USER_SCHEMA: _user_schema(base), GROUP_SCHEMA: _group_schema(base, members_limit)}
 
 
 def resource_types(base: str) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,11 @@ def _listed(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _members_limit(request: Request) -> int:
+    limit: int = request.app.state.settings.max_list_length
+    return limit
+
+
 @router.get("/ServiceProviderConfig")
 async def service_provider_config(request: Request) -> Response:
     """What this service provider supports: patch, filter, etag; no bulk, sort or passwords."""
@@ -50,13 +55,14 @@ async def resource_type(name: str, request: Request) -> Response:
 @router.get("/Schemas")
 async def schemas(request: Request) -> Response:
     """The schemas of the resources, trimmed to the attributes stored."""
-    return respond(_listed(list(discovery.schemas(base(request)).values())))
+    found = discovery.schemas(base(request), members_limit=_members_limit(request))
+    return respond(_listed(list(found.values())))
 
 
 @router.get("/Schemas/{urn}")
 async def schema(urn: str, request: Request) -> Response:
     """One schema, by its URN."""
-    found = discovery.schemas(base(request)).get(urn)
+    found = discovery.schemas(base(request), members_limit=_members_limit(request)).get(urn)
     if found is None:
         raise ScimError(404, f"There is no schema {urn!r} here.")
     return respond(found)

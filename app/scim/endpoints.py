@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -203,10 +204,35 @@ def _group_resource(
     )
 
 
-def _group(view: ScimGroupView, request: Request, parameters: ResponseParameters[Any]) -> Response:
-    resource = _group_resource(view, request, parameters)
-    body = _dump(resource, Context.RESOURCE_QUERY_RESPONSE, parameters)
-    return respond(body, etag=view.etag)
+# An answer with more members than this is built on a worker thread: a
+# model per member and the JSON of them all would hold the event loop, and
+# every other request with it, for as long as they take.
+BUILT_ON_THREAD = 1000
+
+
+def members_limit(request: Request, parameters: ResponseParameters[Any]) -> int | None:
+    """How many members an answer may carry in all; None when it shows none."""
+    if not wants(parameters, "members"):
+        return None
+    limit: int = request.app.state.settings.max_list_length
+    return limit
+
+
+async def _off_the_loop(views: list[ScimGroupView], build: Callable[[], Response]) -> Response:
+    if sum(len(view.members or ()) for view in views) > BUILT_ON_THREAD:
+        return await asyncio.to_thread(build)
+    return build()
+
+
+async def _group(
+    view: ScimGroupView, request: Request, parameters: ResponseParameters[Any]
+) -> Response:
+    def build() -> Response:
+        resource = _group_resource(view, request, parameters)
+        body = _dump(resource, Context.RESOURCE_QUERY_RESPONSE, parameters)
+        return respond(body, etag=view.etag)
+
+    return await _off_the_loop([view], build)
 
 
 async def _list_groups(request: Request, session: AsyncSession, asked: Listing) -> Response:
@@ -215,10 +241,14 @@ async def _list_groups(request: Request, session: AsyncSession, asked: Listing) 
         where=filters.group_filter(asked.filter),
         offset=asked.offset,
         limit=asked.count,
-        with_members=wants(asked.parameters, "members"),
+        members_limit=members_limit(request, asked.parameters),
     )
-    resources = [_group_resource(view, request, asked.parameters) for view in views]
-    return respond(_page(resources, total, asked, Group))
+
+    def build() -> Response:
+        resources = [_group_resource(view, request, asked.parameters) for view in views]
+        return respond(_page(resources, total, asked, Group))
+
+    return await _off_the_loop(views, build)
 
 
 @router.get("/Groups")
@@ -239,8 +269,10 @@ async def create_group(request: Request, session: WriterSession, actor: CurrentA
     parameters = attributes(dict(request.query_params))
     body = await read_body(request)
     group = group_from_scim(parse(Group, body, Context.RESOURCE_CREATION_REQUEST))
-    view = await scim_groups.create_group(session, actor=actor, group=group)
-    response = _group(view, request, parameters)
+    view = await scim_groups.create_group(
+        session, actor=actor, group=group, members_limit=request.app.state.settings.max_list_length
+    )
+    response = await _group(view, request, parameters)
     response.status_code = 201
     response.headers["Location"] = f"{base(request)}/Groups/{view.name}"
     return response
@@ -251,11 +283,11 @@ async def get_group(name: str, request: Request, session: ReaderSession) -> Resp
     """One group; 304 when If-None-Match names its ETag."""
     parameters = attributes(dict(request.query_params))
     view = await scim_groups.get_group(
-        session, name=name, with_members=wants(parameters, "members")
+        session, name=name, members_limit=members_limit(request, parameters)
     )
     if (unchanged := not_modified(request, view.etag)) is not None:
         return unchanged
-    return _group(view, request, parameters)
+    return await _group(view, request, parameters)
 
 
 async def _change_group(
@@ -267,9 +299,15 @@ async def _change_group(
     action: str,
 ) -> Response:
     view = await scim_groups.change_group(
-        session, actor=actor, name=name, change=change, action=action, if_match=if_match(request)
+        session,
+        actor=actor,
+        name=name,
+        change=change,
+        action=action,
+        members_limit=request.app.state.settings.max_list_length,
+        if_match=if_match(request),
     )
-    return _group(view, request, attributes(dict(request.query_params)))
+    return await _group(view, request, attributes(dict(request.query_params)))
 
 
 @router.put("/Groups/{name}")
@@ -345,8 +383,13 @@ async def search_all(request: Request, session: ReaderSession) -> Response:
             where=groups_where,
             offset=offset,
             limit=asked.count - len(resources),
-            with_members=wants(asked.parameters, "members"),
+            members_limit=members_limit(request, asked.parameters),
         )
         total += groups_total
-        resources += [_group_resource(view, request, asked.parameters) for view in groups]
+
+        def build() -> Response:
+            shown = [_group_resource(view, request, asked.parameters) for view in groups]
+            return respond(_page(resources + shown, total, asked, UserModel | Group))
+
+        return await _off_the_loop(groups, build)
     return respond(_page(resources, total, asked, UserModel | Group))

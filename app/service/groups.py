@@ -83,7 +83,10 @@ async def replace_members(
         events.memberships(
             session, actor=actor, added=True, pairs=[(name, u) for u in change.added]
         )
-    return Tagged(change.after, etag(group.id, group.version + 1))
+        # Deactivated users stay stored members, but GET does not show them.
+        hidden = await user_repo.inactive_among(session, userids=change.after)
+    shown = [userid for userid in change.after if userid not in hidden]
+    return Tagged(shown, etag(group.id, group.version + 1))
 
 
 @retried

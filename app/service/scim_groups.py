@@ -44,7 +44,8 @@ class ScimGroupView:
     etag: str
     created: datetime
     last_modified: datetime
-    # (userid, the user's displayName or "first last") by userid; None when not asked for
+    # (userid, the user's displayName or "first last") by userid; None when
+    # not asked for, or when there are more than the answer may carry.
     members: list[tuple[str, str]] | None
 
 
@@ -71,25 +72,40 @@ def _free_name(base: str, taken: set[str]) -> str:
 
 
 async def _views(
-    session: AsyncSession, rows: list[ScimGroupRow], with_members: bool
+    session: AsyncSession, rows: list[ScimGroupRow], members_limit: int | None
 ) -> list[ScimGroupView]:
-    members = (
-        await scim_repo.members_of(session, group_ids=[row.id for row in rows])
-        if with_members
-        else {}
+    """The groups as SCIM shows them, with at most `members_limit` members in all.
+
+    None: members not asked for. Groups take their members, in order, while
+    the answer's total stays within the limit; a group whose members would
+    pass it comes without them (SCIM lets a server leave out a large
+    `members`). Counting first reads the memberships' key only, so a group
+    of 300,000 members costs no row per member here.
+    """
+    if members_limit is None:
+        return [_view(row, None) for row in rows]
+    counts = await scim_repo.member_counts(session, group_ids=[row.id for row in rows])
+    budget, shown = members_limit, set()
+    for row in rows:
+        count = counts.get(row.id, 0)
+        if count <= budget:
+            budget -= count
+            shown.add(row.id)
+    listed = {row.id for row in rows if row.id in shown and counts.get(row.id)}
+    members = await scim_repo.members_of(session, group_ids=sorted(listed))
+    return [_view(row, members.get(row.id, []) if row.id in shown else None) for row in rows]
+
+
+def _view(row: ScimGroupRow, members: list[tuple[str, str]] | None) -> ScimGroupView:
+    return ScimGroupView(
+        row.name,
+        row.display_name,
+        row.external_id,
+        etag(row.id, row.version),
+        row.created_at,
+        row.updated_at,
+        members,
     )
-    return [
-        ScimGroupView(
-            row.name,
-            row.display_name,
-            row.external_id,
-            etag(row.id, row.version),
-            row.created_at,
-            row.updated_at,
-            members.get(row.id, []) if with_members else None,
-        )
-        for row in rows
-    ]
 
 
 def _audited(group: ScimGroup) -> dict[str, Any]:
@@ -98,15 +114,16 @@ def _audited(group: ScimGroup) -> dict[str, Any]:
 
 @retried
 async def get_group(
-    session: AsyncSession, *, name: str, with_members: bool = True
+    session: AsyncSession, *, name: str, members_limit: int | None
 ) -> ScimGroupView:
+    """The group; its members when asked for (`members_limit` not None) and no more than that."""
     if not is_valid_name(name):
         raise GroupNotFound(name)
     async with session.begin():
         row = await scim_repo.group(session, name=name)
         if row is None:
             raise GroupNotFound(name)
-        return (await _views(session, [row], with_members))[0]
+        return (await _views(session, [row], members_limit))[0]
 
 
 @retried
@@ -116,16 +133,18 @@ async def list_groups(
     where: Predicate | None,
     offset: int,
     limit: int,
-    with_members: bool = True,
+    members_limit: int | None,
 ) -> tuple[int, list[ScimGroupView]]:
     async with session.begin():
         total = await scim_repo.count_groups(session, where=where)
         rows = await scim_repo.groups(session, where=where, offset=offset, limit=limit)
-        return total, await _views(session, rows, with_members)
+        return total, await _views(session, rows, members_limit)
 
 
 @retried
-async def create_group(session: AsyncSession, *, actor: Actor, group: ScimGroup) -> ScimGroupView:
+async def create_group(
+    session: AsyncSession, *, actor: Actor, group: ScimGroup, members_limit: int
+) -> ScimGroupView:
     async with session.begin():
         if await scim_repo.display_key_taken(session, display_name=group.display_name):
             raise DisplayNameTaken(group.display_name)
@@ -158,7 +177,7 @@ async def create_group(session: AsyncSession, *, actor: Actor, group: ScimGroup)
         events.memberships(session, actor=actor, added=True, pairs=[(name, u) for u in members])
         row = await scim_repo.group(session, name=name)
         assert row is not None
-        return (await _views(session, [row], True))[0]
+        return (await _views(session, [row], members_limit))[0]
 
 
 @retried
@@ -169,6 +188,7 @@ async def change_group(
     name: str,
     change: Callable[[ScimGroup], ScimGroup],
     action: str,
+    members_limit: int,
     if_match: IfMatch | None = None,
 ) -> ScimGroupView:
     """Apply `change` to the group as it is now (PUT and PATCH): all of it, or nothing."""
@@ -186,7 +206,7 @@ async def change_group(
             wanted.display_name, wanted.external_id, tuple(sorted(set(wanted.members)))
         )
         if wanted == before:
-            return (await _views(session, [row], True))[0]
+            return (await _views(session, [row], members_limit))[0]
         if wanted.display_name.casefold() != before.display_name.casefold() and (
             await scim_repo.display_key_taken(session, display_name=wanted.display_name, but=row.id)
         ):
@@ -222,4 +242,4 @@ async def change_group(
         )
         changed = await scim_repo.group(session, name=name)
         assert changed is not None
-        return (await _views(session, [changed], True))[0]
+        return (await _views(session, [changed], members_limit))[0]

@@ -15,12 +15,15 @@ from app.errors import UserExists, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
 from app.predicates import Predicate
+from app.repository import groups as group_repo
+from app.repository import memberships
 from app.repository import scim as scim_repo
 from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
 from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried
+from app.service.member_lists import lock_in_order
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,13 @@ _CHANGEABLE = ("first_name", "last_name", "active", "external_id", "display_name
 
 
 def _record(view: ScimUserView) -> dict[str, Any]:
-    """The user's record as GET /users/{userid} shows it."""
+    """The user's record as GET /users/{userid} shows it: no groups while deactivated."""
     user = view.user
     return {
         "first_name": user.first_name,
         "last_name": user.last_name,
         "userid": user.userid,
-        "groups": sorted(name for name, _ in view.groups),
+        "groups": sorted(name for name, _ in view.groups) if user.active else [],
     }
 
 
@@ -174,11 +177,20 @@ async def change_user(
     """Apply `change` to the user as it is now (PUT and PATCH): all of it, or nothing.
 
     `change` raises to refuse; the userid cannot change. Groups are not the
-    user's to change here (SCIM's User.groups is read-only).
+    user's to change here (SCIM's User.groups is read-only), but `active`
+    decides whether the core API shows the user in them: the member lists
+    of its groups, as seen, change with it, and so do their versions.
     """
     if not is_valid_name(userid):
         raise UserNotFound(userid)
     async with session.begin():
+        seen = await scim_repo.user(session, userid=userid)
+        if seen is None:
+            raise UserNotFound(userid)
+        # Its groups before the user (lock_in_order): their versions change
+        # should `active` change.
+        first_seen = await memberships.group_ids_of(session, user_id=seen.id)
+        await lock_in_order(session, groups=first_seen)
         row = await scim_repo.user(session, userid=userid, lock=True)
         if row is None:
             raise UserNotFound(userid)
@@ -199,6 +211,11 @@ async def change_user(
         )
         if wanted.emails != before.user.emails:
             await scim_repo.set_emails(session, user_id=row.id, emails=_rows(wanted.emails))
+        if wanted.active != before.user.active:
+            groups = await memberships.group_ids_of(session, user_id=row.id)
+            # Rare: a membership changed between the first look and the lock.
+            await lock_in_order(session, groups=groups - first_seen)
+            await group_repo.bump(session, ids=sorted(groups))
         await audit(
             session,
             actor=actor,
@@ -211,6 +228,15 @@ async def change_user(
         assert changed is not None
         after = (await _views(session, [changed]))[0]
         fields = [f for f in _CHANGEABLE if getattr(before.user, f) != getattr(wanted, f)]
+        if wanted.active != before.user.active:
+            # The feed shows memberships as the core API does: they go with
+            # the deactivation and come back with the reactivation.
+            events.memberships(
+                session,
+                actor=actor,
+                added=wanted.active,
+                pairs=[(name, userid) for name, _ in after.groups],
+            )
         events.emit(
             session, actor=actor, type="user.updated", data=_record(after) | {"changed": fields}
         )

@@ -160,7 +160,7 @@ async def update_user(
         if record == before:
             # Nothing changes: the version (and so every client's ETag) stays,
             # and there is no change to audit.
-            return Tagged(record, etag(user.id, user.version))
+            return Tagged(_as_shown(record, user.active), etag(user.id, user.version))
         version = await user_repo.update_user(
             session, user_id=user.id, first_name=first_name, last_name=last_name
         )
@@ -173,7 +173,16 @@ async def update_user(
             after=record.model_dump(),
         )
         _emit_changes(session, actor, before, record)
-    return Tagged(record, etag(user.id, version))
+    return Tagged(_as_shown(record, user.active), etag(user.id, version))
+
+
+def _as_shown(record: UserRecord, active: bool) -> UserRecord:
+    """The record as GET shows it under the same ETag: no groups while deactivated.
+
+    The write changed the stored memberships all the same; they show again
+    when the identity provider reactivates the user.
+    """
+    return record if active else record.model_copy(update={"groups": []})
 
 
 @retried
