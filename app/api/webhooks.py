@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.api.docs import BODY_ERRORS, problem_responses, validation_example
 from app.errors import DeliveryNotFound, InvalidWebhook, WebhookNotFound
@@ -43,9 +43,15 @@ class WebhookPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=2048)
+    # Absent keeps them; null is refused, so the document shows only what they may be.
+    url: Annotated[
+        str | None,
+        WithJsonSchema({"type": "string", "maxLength": 2048, "description": "Never null."}),
+    ] = Field(default=None, max_length=2048)
     types: list[EventType] | None = None
-    enabled: bool | None = None
+    enabled: Annotated[
+        bool | None, WithJsonSchema({"type": "boolean", "description": "Never null."})
+    ] = None
     description: str | None = Field(default=None, max_length=256)
 
 

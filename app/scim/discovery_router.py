@@ -13,7 +13,7 @@ from app.scim.errors import PREFIX, ScimError
 # Its own prefix, and added to the SCIM router's routes rather than included:
 # an included router's routes keep their own path, which is what the
 # metrics and logs name a route by.
-router = APIRouter(prefix=PREFIX, route_class=ScimRoute)
+router = APIRouter(prefix=PREFIX, route_class=ScimRoute, include_in_schema=False)
 
 
 def _listed(items: list[dict[str, Any]]) -> dict[str, Any]:
