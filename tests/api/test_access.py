@@ -50,6 +50,16 @@ RULES: dict[Route, Role | None] = {
     ("POST", "/tokens"): Role.admin,
     ("DELETE", "/tokens/{name}"): Role.admin,
     ("GET", "/audit"): Role.admin,
+    ("GET", "/events"): Role.reader,
+    ("GET", "/events/cursor"): Role.reader,
+    ("GET", "/webhooks"): Role.admin,
+    ("POST", "/webhooks"): Role.admin,
+    ("GET", "/webhooks/{webhook_id}"): Role.admin,
+    ("PATCH", "/webhooks/{webhook_id}"): Role.admin,
+    ("DELETE", "/webhooks/{webhook_id}"): Role.admin,
+    ("POST", "/webhooks/{webhook_id}/rotate-secret"): Role.admin,
+    ("GET", "/webhooks/{webhook_id}/deliveries"): Role.admin,
+    ("POST", "/webhooks/{webhook_id}/deliveries/{event_id}/retry"): Role.admin,
     ("GET", "/openapi.json"): Role.reader,
     ("GET", "/metrics"): Role.reader,
     ("GET", "/healthz"): None,
@@ -99,6 +109,20 @@ CALLS: dict[Route, Call] = {
     ("POST", "/tokens"): Call("/tokens", 201, {"name": "fresh", "role": "reader"}),
     ("DELETE", "/tokens/{name}"): Call("/tokens/spare", 204),
     ("GET", "/audit"): Call("/audit", 200),
+    ("GET", "/events"): Call("/events", 200),
+    ("GET", "/events/cursor"): Call("/events/cursor", 200),
+    ("GET", "/webhooks"): Call("/webhooks", 200),
+    ("POST", "/webhooks"): Call("/webhooks", 201, {"url": "http://127.0.0.1:9/hook"}),
+    # The world holds no webhook: an allowed caller passes the guard and is
+    # told so (404), a refused one never reaches the lookup (401/403).
+    ("GET", "/webhooks/{webhook_id}"): Call("/webhooks/wh_none", 404),
+    ("PATCH", "/webhooks/{webhook_id}"): Call("/webhooks/wh_none", 404, {"enabled": False}),
+    ("DELETE", "/webhooks/{webhook_id}"): Call("/webhooks/wh_none", 404),
+    ("POST", "/webhooks/{webhook_id}/rotate-secret"): Call("/webhooks/wh_none/rotate-secret", 404),
+    ("GET", "/webhooks/{webhook_id}/deliveries"): Call("/webhooks/wh_none/deliveries", 404),
+    ("POST", "/webhooks/{webhook_id}/deliveries/{event_id}/retry"): Call(
+        "/webhooks/wh_none/deliveries/evt_none/retry", 404
+    ),
     ("GET", "/openapi.json"): Call("/openapi.json", 200),
     ("GET", "/docs"): Call("/docs", 200),
     ("GET", "/metrics"): Call("/metrics", 200),
@@ -239,6 +263,10 @@ class World:
 @pytest.fixture
 async def world(settings: Settings, database: Database) -> AsyncIterator[World]:
     """Users alice (in staff) and bob; tokens of every kind; apps with auth required and not."""
+    # A webhook to a loopback address may be registered here (nothing is delivered).
+    settings = settings.model_copy(
+        update={"webhook_allow_http": True, "webhook_allow_private": True}
+    )
     required = settings.model_copy(update={"auth": "required"})
     async with (
         client_of(create_app(settings, database=database)) as open_client,
@@ -458,6 +486,10 @@ async def test_post_tokens_shows_the_secret_once(world: World) -> None:
 async def test_delete_token_stops_it_at_once(settings: Settings, world: World) -> None:
     secret = (await create_via_api(world, {"name": "ci", "role": "writer"}))["token"]
     # Another server process on the same database: nothing is cached.
+    # A webhook to a loopback address may be registered here (nothing is delivered).
+    settings = settings.model_copy(
+        update={"webhook_allow_http": True, "webhook_allow_private": True}
+    )
     required = settings.model_copy(update={"auth": "required"})
     async with client_of(create_app(required, database=world.database)) as other:
         assert (await other.get("/users", headers=bearer(secret))).status_code == 200
