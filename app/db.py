@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.group_commit import COMMITTER, Committer
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.statement import SHARED_SESSION
 from app.repository.events import EventSession
@@ -35,6 +36,9 @@ class Database:
     fast_reader: FastReader | None = None
     # With the fast reader: the one session of every single-statement read.
     shared_statement_session: AsyncSession | None = None
+    # SQLite files only: runs the writes of concurrent use cases in shared
+    # transactions, one COMMIT for many (app.group_commit).
+    committer: Committer | None = None
 
     def statement_reader(self) -> AsyncSession:
         """A session for a point lookup of app.reads (SingleRead with point=True).
@@ -55,6 +59,8 @@ class Database:
     async def dispose(self) -> None:
         if self.fast_reader is not None:
             self.fast_reader.close()
+        if self.committer is not None:
+            await self.committer.close()
         await self.engine.dispose()
 
 
@@ -94,6 +100,16 @@ def create_database(settings: Settings) -> Database:
         autobegin=False,
         info={FAST_READER: fast_reader} if fast_reader is not None else {},
     )
+    # Not for an in-memory database: its connections share one (StaticPool).
+    committer = (
+        Committer(
+            engine,
+            batch_max=settings.sqlite_batch_max,
+            batch_wait_seconds=settings.sqlite_batch_wait_ms / 1000,
+        )
+        if fast_reader is not None
+        else None
+    )
     return Database(
         engine=engine,
         writer=async_sessionmaker(
@@ -102,10 +118,16 @@ def create_database(settings: Settings) -> Database:
             autoflush=False,
             # Writes the events a use case queued as its transaction commits.
             sync_session_class=EventSession,
+            # With a committer, a use case's session is bound for its turn to
+            # the batch's connection, already in a transaction: it joins it
+            # through a SAVEPOINT (app.service.common.transaction).
+            join_transaction_mode="create_savepoint",
+            info={COMMITTER: committer} if committer is not None else {},
         ),
         reader=reader,
         fast_reader=fast_reader,
         shared_statement_session=_shared(reader) if fast_reader is not None else None,
+        committer=committer,
     )
 
 

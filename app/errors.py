@@ -164,8 +164,21 @@ class NullField(Invalid):
 class Busy(DomainError):
     """The database stayed too busy for the change to go through; it did not happen."""
 
+    def __init__(
+        self, message: str = "The database is busy; nothing was changed. Retry in a moment."
+    ) -> None:
+        super().__init__(message)
+
+
+class NotCommitted(Busy):
+    """The transaction holding the change failed to commit; it did not happen.
+
+    A kind of Busy: whoever tolerates a busy database (and its Retry-After)
+    tolerates this too.
+    """
+
     def __init__(self) -> None:
-        super().__init__("The database is busy; nothing was changed. Retry in a moment.")
+        super().__init__("The change could not be committed; nothing was changed. Retry.")
 
 
 class Unauthenticated(DomainError):

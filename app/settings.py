@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # Group commit on SQLite (app.group_commit): the writes of at most this
+    # many requests share one COMMIT, and a batch commits once it has been
+    # open this long even if more requests wait (1 = a COMMIT per request).
+    sqlite_batch_max: int = Field(default=64, ge=1, le=10_000)
+    sqlite_batch_wait_ms: float = Field(default=20.0, ge=0, le=10_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     # On SIGTERM: stop accepting, give requests in flight this long, then close.

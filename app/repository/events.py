@@ -34,6 +34,10 @@ from app.models import Event, EventCounter
 CHANNEL = "grouped_users_events"
 _PENDING = "grouped_users_pending_events"
 _PUBLISHED = "grouped_users_published_events"
+# Set by a group commit (app.group_commit) for the turn of one request: its
+# commit only releases a savepoint, so the long-polls are woken later, by
+# the batch's real COMMIT, through this callback.
+RING_LATER = "grouped_users_ring_later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +116,17 @@ def _write_events(session: Session) -> None:
 @event.listens_for(EventSession, "after_commit")
 def _ring(session: Session) -> None:
     if session.info.pop(_PUBLISHED, None) is not None:
-        for bell in list(BELLS):
-            bell.ring_soon()
+        later = session.info.get(RING_LATER)
+        if later is not None:
+            later()
+        else:
+            ring_all()
+
+
+def ring_all() -> None:
+    """Wake every long-poll of this process: an event committed."""
+    for bell in list(BELLS):
+        bell.ring_soon()
 
 
 @event.listens_for(EventSession, "after_transaction_end")

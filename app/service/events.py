@@ -18,7 +18,7 @@ from app.clock import as_utc, now
 from app.errors import CursorExpired, InvalidCursor
 from app.repository import events as event_repo
 from app.repository.events import Bell, Pending
-from app.service.common import retried
+from app.service.common import retried, transaction
 
 TYPES = (
     "user.created",
@@ -144,14 +144,14 @@ async def purge(session: AsyncSession, *, retention: timedelta) -> int:
     behind it expire at once, and the deletes that follow never hold the
     counter row that every writer needs.
     """
-    async with session.begin():
+    async with transaction(session):
         through = await event_repo.last_before(session, moment=now() - retention)
         if through is None:
             return 0
         await event_repo.mark_purged(session, through=through)
     gone = 0
     while True:
-        async with session.begin():
+        async with transaction(session):
             count = await event_repo.delete_through(session, position=through, limit=_PURGE_BATCH)
         gone += count
         if count < _PURGE_BATCH:

@@ -17,7 +17,7 @@ from app.repository import memberships
 from app.repository import users as user_repo
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import Tagged, check, retried
+from app.service.common import Tagged, check, retried, transaction
 from app.service.member_lists import lock_in_order, write_members
 
 
@@ -39,7 +39,7 @@ async def get_members(session: AsyncSession, *, name: str) -> Tagged[str]:
 async def create_group(session: AsyncSession, *, actor: Actor, name: str) -> Tagged[list[str]]:
     if not is_valid_name(name):
         raise InvalidName("name", name)
-    async with session.begin():
+    async with transaction(session):
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
             group = await group_repo.insert_group(session, name=name)
@@ -63,7 +63,7 @@ async def replace_members(
 ) -> Tagged[list[str]]:
     if not is_valid_name(name):
         raise GroupNotFound(name)
-    async with session.begin():
+    async with transaction(session):
         group = await group_repo.lock(session, name=name)
         if group is None:
             raise GroupNotFound(name)
@@ -95,7 +95,7 @@ async def delete_group(
 ) -> None:
     if not is_valid_name(name):
         raise GroupNotFound(name)
-    async with session.begin():
+    async with transaction(session):
         group = await group_repo.lock(session, name=name, for_delete=True)
         if group is None:
             raise GroupNotFound(name)

@@ -13,7 +13,7 @@ from app.repository import users as user_repo
 from app.repository.common import GroupRow, UserRow
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import retried
+from app.service.common import retried, transaction
 
 
 async def _lock_pair(session: AsyncSession, name: str, userid: str) -> tuple[GroupRow, UserRow]:
@@ -30,7 +30,7 @@ async def _lock_pair(session: AsyncSession, name: str, userid: str) -> tuple[Gro
 @retried
 async def add_member(session: AsyncSession, *, actor: Actor, name: str, userid: str) -> None:
     """Make the user a member; nothing changes (nor is audited) when it is one already."""
-    async with session.begin():
+    async with transaction(session):
         group, user = await _lock_pair(session, name, userid)
         if await memberships.add_one(session, group_id=group.id, user_id=user.id):
             await group_repo.bump(session, ids=[group.id])
@@ -47,7 +47,7 @@ async def add_member(session: AsyncSession, *, actor: Actor, name: str, userid: 
 
 @retried
 async def remove_member(session: AsyncSession, *, actor: Actor, name: str, userid: str) -> None:
-    async with session.begin():
+    async with transaction(session):
         group, user = await _lock_pair(session, name, userid)
         if not await memberships.remove(session, group_id=group.id, user_id=user.id):
             raise NotAMember(name, userid)

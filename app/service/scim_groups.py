@@ -20,7 +20,7 @@ from app.repository import scim as scim_repo
 from app.repository.scim import ScimGroupRow
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import check, retried
+from app.service.common import check, retried, transaction
 from app.service.member_lists import write_members
 
 _OUTSIDE_NAME_RULE = re.compile(r"[^a-z0-9._@-]+")
@@ -145,7 +145,7 @@ async def list_groups(
 async def create_group(
     session: AsyncSession, *, actor: Actor, group: ScimGroup, members_limit: int
 ) -> ScimGroupView:
-    async with session.begin():
+    async with transaction(session):
         if await scim_repo.display_key_taken(session, display_name=group.display_name):
             raise DisplayNameTaken(group.display_name)
         base = derive_name(group.display_name)
@@ -194,7 +194,7 @@ async def change_group(
     """Apply `change` to the group as it is now (PUT and PATCH): all of it, or nothing."""
     if not is_valid_name(name):
         raise GroupNotFound(name)
-    async with session.begin():
+    async with transaction(session):
         row = await scim_repo.group(session, name=name, lock=True)
         if row is None:
             raise GroupNotFound(name)

@@ -22,7 +22,7 @@ from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import check, retried
+from app.service.common import check, retried, transaction
 from app.service.member_lists import lock_in_order
 
 
@@ -135,7 +135,7 @@ async def list_users(
 
 @retried
 async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) -> ScimUserView:
-    async with session.begin():
+    async with transaction(session):
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
             user_id = await user_repo.insert_user(
@@ -183,7 +183,7 @@ async def change_user(
     """
     if not is_valid_name(userid):
         raise UserNotFound(userid)
-    async with session.begin():
+    async with transaction(session):
         seen = await scim_repo.user(session, userid=userid)
         if seen is None:
             raise UserNotFound(userid)

@@ -25,7 +25,7 @@ from app.reads import tokens as token_reads
 from app.repository import tokens as token_repo
 from app.repository.tokens import TokenRow
 from app.service.audit import record
-from app.service.common import retried
+from app.service.common import retried, transaction
 
 # last_used_at is written at most this often per token: a write per request
 # would turn every read into a write.
@@ -92,7 +92,7 @@ async def create_token(
     secret = new_secret()
     created = now()
     expires = created + expires_in if expires_in is not None else None
-    async with session.begin():
+    async with transaction(session):
         try:
             token_id = await token_repo.insert_token(
                 session,
@@ -123,7 +123,7 @@ async def list_tokens(session: AsyncSession) -> list[TokenInfo]:
 
 @retried
 async def revoke_token(session: AsyncSession, *, actor: Actor, name: str) -> None:
-    async with session.begin():
+    async with transaction(session):
         row = await token_repo.by_name(session, name=name) if is_valid_name(name) else None
         if row is None or not await token_repo.delete_token(session, name=name):
             raise TokenNotFound(name)
@@ -178,5 +178,5 @@ async def authenticate(
 
 @retried
 async def mark_used(session: AsyncSession, *, token_id: int) -> None:
-    async with session.begin():
+    async with transaction(session):
         await token_repo.mark_used(session, token_id=token_id, at=now())

@@ -18,7 +18,7 @@ from app.repository import users as user_repo
 from app.schemas import UserRecord, UserRecordIn
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import Tagged, check, find_groups, retried
+from app.service.common import Tagged, check, find_groups, retried, transaction
 from app.service.member_lists import lock_in_order
 
 
@@ -47,7 +47,7 @@ async def create_user(
     if not is_valid_name(userid):
         raise InvalidName("userid", userid)
     _check_userid(userid, record.userid)
-    async with session.begin():
+    async with transaction(session):
         found = await find_groups(session, record.groups)
         new_groups = sorted(found.ids)
         # Their member lists change.
@@ -122,7 +122,7 @@ async def update_user(
     if not is_valid_name(userid):
         raise UserNotFound(userid)
     _check_userid(userid, given_userid)
-    async with session.begin():
+    async with transaction(session):
         seen = await user_repo.find(session, userid=userid)
         if seen is None:
             raise UserNotFound(userid)
@@ -191,7 +191,7 @@ async def delete_user(
 ) -> None:
     if not is_valid_name(userid):
         raise UserNotFound(userid)
-    async with session.begin():
+    async with transaction(session):
         seen = await user_repo.find(session, userid=userid)
         if seen is None:
             raise UserNotFound(userid)

@@ -18,7 +18,7 @@ from app.repository import webhooks as repo
 from app.repository.events import EventRow
 from app.repository.webhooks import DELIVERED, FAILED, PENDING, AttemptRow, DeliveryRow
 from app.service.audit import record as audit
-from app.service.common import retried
+from app.service.common import retried, transaction
 from app.service.events import TYPES
 from app.webhooks.signing import SecretBox, new_secret
 
@@ -70,7 +70,7 @@ async def create_webhook(
     """Register an endpoint (the URL checked already); it receives what commits from now on."""
     secret = new_secret()
     webhook_id = "wh_" + secrets.token_hex(12)
-    async with session.begin():
+    async with transaction(session):
         start = (await event_repo.counter(session)).position
         values = {
             "id": webhook_id,
@@ -116,7 +116,7 @@ async def change_webhook(
     session: AsyncSession, *, actor: Actor, webhook_id: str, changes: dict[str, Any]
 ) -> WebhookInfo:
     """PATCH: url (checked already), types, enabled, description."""
-    async with session.begin():
+    async with transaction(session):
         row = await repo.get(session, webhook_id=webhook_id, lock=True)
         if row is None:
             raise WebhookNotFound(webhook_id)
@@ -146,7 +146,7 @@ async def change_webhook(
 
 @retried
 async def delete_webhook(session: AsyncSession, *, actor: Actor, webhook_id: str) -> None:
-    async with session.begin():
+    async with transaction(session):
         if not await repo.delete_webhook(session, webhook_id=webhook_id):
             raise WebhookNotFound(webhook_id)
         await audit(
@@ -160,7 +160,7 @@ async def rotate_secret(
 ) -> str:
     """A new signing secret, used from the next delivery on; the old one stops at once."""
     secret = new_secret()
-    async with session.begin():
+    async with transaction(session):
         if await repo.get(session, webhook_id=webhook_id, lock=True) is None:
             raise WebhookNotFound(webhook_id)
         await repo.update_webhook(session, webhook_id=webhook_id, secret=box.seal(secret))
@@ -208,7 +208,7 @@ async def retry_delivery(
     session: AsyncSession, *, actor: Actor, webhook_id: str, event_id: str
 ) -> None:
     """Send a delivery again, failed or delivered; it goes before the endpoint's later events."""
-    async with session.begin():
+    async with transaction(session):
         if await repo.get(session, webhook_id=webhook_id) is None:
             raise WebhookNotFound(webhook_id)
         delivery = await repo.delivery_of(session, webhook_id=webhook_id, event_id=event_id)
@@ -252,7 +252,7 @@ async def fan_out(session: AsyncSession) -> int:
     so following it by position queues each event exactly once.
     """
     queued = 0
-    async with session.begin():
+    async with transaction(session):
         moment = now()
         for webhook in await repo.lock_for_fan_out(session):
             found = await repo.events_after(session, position=webhook.cursor, limit=_FAN_OUT_BATCH)
@@ -281,7 +281,7 @@ async def claim_next(
     session: AsyncSession, *, owner: str, lease: timedelta, skip: set[str]
 ) -> Claimed | None:
     """Hold one endpoint whose next delivery is due, and that delivery; None when none is."""
-    async with session.begin():
+    async with transaction(session):
         moment = now()
         for webhook_id in await repo.due_endpoints(session, now=moment, limit=10):
             if webhook_id in skip:
@@ -331,7 +331,7 @@ async def finish(
 ) -> None:
     """Record the attempt, move the delivery on, and let go of the endpoint."""
     delivery, webhook = claimed.delivery, claimed.webhook
-    async with session.begin():
+    async with transaction(session):
         await repo.add_attempt(
             session,
             delivery_id=delivery.id,

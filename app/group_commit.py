@@ -1,0 +1,169 @@
+"""Group commit on SQLite: the writes of many requests, one COMMIT (one fsync).
+
+With `synchronous=FULL` every COMMIT waits for an fsync, and a transaction
+per request made that wait the bound of write throughput. Here one writer
+connection per process holds a transaction (a *batch*) open while requests
+take turns on it, each inside its own SAVEPOINT: a request that fails rolls
+back to its savepoint alone and answers its own error. When no request is
+waiting for a turn, or at a size or age bound, the batch COMMITs and only
+then are its requests answered; if the COMMIT fails, all of them fail and
+nothing of them stays.
+
+Turns are strictly one at a time (savepoints on one connection are a stack,
+two requests must never interleave), so within a batch the requests run as
+if each had the database to itself, as before: If-Match checks and unique
+keys see every earlier turn, and the event counter (app.repository.events)
+hands out positions in turn order, which is commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.errors import NotCommitted
+from app.repository.events import ring_all
+
+log = logging.getLogger(__name__)
+
+# The key of Session.info under which a writer session carries its Committer.
+COMMITTER = "grouped_users_committer"
+
+
+@dataclass(eq=False)
+class Batch:
+    """One open transaction of the writer connection and the turns it holds."""
+
+    connection: AsyncConnection
+    opened: float
+    outcome: asyncio.Future[None]
+    turns: int = 0
+    # Some turn queued change events: the long-polls are woken after COMMIT.
+    published: bool = False
+
+    def mark_published(self) -> None:
+        self.published = True
+
+    async def durable(self) -> None:
+        """Return once the batch's COMMIT succeeded; NotCommitted if it failed."""
+        # Shielded: a request given up while waiting must not cancel the
+        # outcome that the other requests of the batch wait for.
+        await asyncio.shield(self.outcome)
+
+
+@dataclass(eq=False)
+class Stats:
+    """Batches committed (or failed to), the turns they held, the largest one."""
+
+    batches: int = 0
+    turns: int = 0
+    largest: int = 0
+    failed: int = 0
+
+
+@dataclass(eq=False)
+class Committer:
+    """The writer connection of one process and the batch open on it."""
+
+    engine: AsyncEngine
+    batch_max: int
+    batch_wait_seconds: float
+    stats: Stats = field(default_factory=Stats)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _waiting: int = 0
+    _connection: AsyncConnection | None = None
+    _batch: Batch | None = None
+    _committing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[Batch]:
+        """This request's turn on the open batch (opening one if none is).
+
+        The caller runs its whole transaction, as a savepoint, inside the
+        turn, then awaits `Batch.durable()` outside it.
+        """
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        batch: Batch | None = None
+        try:
+            batch = self._batch or await self._open()
+            yield batch
+            batch.turns += 1
+        finally:
+            # No await from here on: the turn ends either by handing the lock
+            # to the COMMIT (which releases it) or by releasing it now.
+            if batch is not None and self._should_close(batch):
+                task = asyncio.get_running_loop().create_task(self._commit(batch))
+                self._committing.add(task)
+                task.add_done_callback(self._committing.discard)
+            else:
+                self._lock.release()
+
+    def _should_close(self, batch: Batch) -> bool:
+        age = asyncio.get_running_loop().time() - batch.opened
+        return self._waiting == 0 or batch.turns >= self.batch_max or age >= self.batch_wait_seconds
+
+    async def _open(self) -> Batch:
+        loop = asyncio.get_running_loop()
+        try:
+            if self._connection is None:
+                self._connection = await self.engine.connect()
+            # BEGIN IMMEDIATE (app.db): across processes the write lock decides.
+            await self._connection.begin()
+        except BaseException:
+            await self._drop_connection()
+            raise
+        outcome: asyncio.Future[None] = loop.create_future()
+        # Retrieved even when no request waits on it (all of them failed).
+        outcome.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._batch = Batch(connection=self._connection, opened=loop.time(), outcome=outcome)
+        return self._batch
+
+    async def _commit(self, batch: Batch) -> None:
+        self.stats.batches += 1
+        self.stats.turns += batch.turns
+        self.stats.largest = max(self.stats.largest, batch.turns)
+        try:
+            await batch.connection.commit()
+        except Exception:
+            log.exception("group commit of %d writes failed; none of them happened", batch.turns)
+            self.stats.failed += 1
+            batch.outcome.set_exception(NotCommitted())
+            await self._drop_connection()
+        else:
+            batch.outcome.set_result(None)
+            if batch.published:
+                ring_all()
+        finally:
+            if not batch.outcome.done():
+                batch.outcome.set_exception(NotCommitted())
+            self._batch = None
+            self._lock.release()
+
+    async def _drop_connection(self) -> None:
+        """Forget the writer connection, rolling back what it held.
+
+        Invalidated, not returned to the pool: after a failed COMMIT the pool
+        would take the transaction for ended and hand the driver connection,
+        still inside it, to the next batch. A closed SQLite connection rolls
+        back what it held. The next batch connects anew.
+        """
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def close(self) -> None:
+        """Wait for a COMMIT in flight, then close the writer connection."""
+        async with self._lock:
+            await self._drop_connection()

@@ -1,0 +1,157 @@
+"""Group commit on SQLite: many requests to a COMMIT, each answered for itself.
+
+The requests of a test are fired at once over one ASGI app, so they queue for
+turns on the committer and share batches (checked: a test whose requests all
+ran in batches of one would prove nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
+
+from app.db import Database
+from app.group_commit import Committer
+from app.settings import Settings
+from tests.support.helpers import assert_problem, create_group, create_user
+
+pytestmark = pytest.mark.anyio
+
+NEW = [f"user{i:02d}" for i in range(12)]
+
+
+@pytest.fixture
+def settings(sqlite_template: Path, tmp_path: Path) -> Settings:
+    """SQLite only (PostgreSQL has no group commit); conftest's `database` and `client` use it."""
+    path = tmp_path / "grouped-users.db"
+    shutil.copy(sqlite_template, path)
+    return Settings(database_url=f"sqlite+aiosqlite:///{path}", auth="disabled")
+
+
+def _committer(database: Database) -> Committer:
+    assert database.committer is not None
+    return database.committer
+
+
+async def _rows(database: Database, sql: str) -> list[Any]:
+    async with database.engine.connect() as connection:
+        return list(await connection.execute(text(sql)))
+
+
+def _body(groups: list[str]) -> dict[str, Any]:
+    return {"first_name": "Ann", "last_name": "Lee", "groups": groups}
+
+
+async def test_a_failing_request_rolls_back_alone(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    await create_group(client, "staff")
+    await create_user(client, "taken")
+    (before,) = (await _rows(database, "SELECT position FROM event_counter"))[0]
+    largest_before = _committer(database).stats.largest
+
+    calls = [client.post(f"/users/{userid}", json=_body(["staff"])) for userid in NEW]
+    # A duplicate (409) and an unknown group (422) in the middle of the storm.
+    calls.insert(4, client.post("/users/taken", json=_body(["staff"])))
+    calls.insert(8, client.post("/users/ghostly", json=_body(["staff", "ghosts"])))
+    responses = await asyncio.gather(*calls)
+
+    statuses = {r.request.url.path.rsplit("/", 1)[1]: r for r in responses}
+    assert_problem(statuses["taken"], 409, "user_exists")
+    assert_problem(statuses["ghostly"], 422, "unknown_groups")
+    for userid in NEW:
+        assert statuses[userid].status_code == 201, statuses[userid].text
+    # The requests did share transactions.
+    assert _committer(database).stats.largest > max(largest_before, 1)
+
+    assert (await client.get("/users/ghostly")).status_code == 404
+    taken = await client.get("/users/taken")
+    assert taken.json()["groups"] == []
+    members = await client.get("/groups/staff")
+    assert members.json() == sorted(NEW)
+
+    # One user.created (and one membership event) per committed request, at
+    # positions that follow each other with no gap; nothing of the others.
+    events = await _rows(
+        database, f"SELECT position, type, data FROM events WHERE position > {before}"
+    )
+    positions = [row[0] for row in events]
+    assert positions == list(range(before + 1, before + 1 + len(events)))
+    created = sorted(
+        row[2]["userid"] if isinstance(row[2], dict) else row[2]
+        for row in events
+        if row[1] == "user.created"
+    )
+    assert len(created) == len(NEW)
+    assert not [row for row in events if "ghostly" in str(row[2])]
+    assert len([row for row in events if "taken" in str(row[2])]) == 0
+    (counter,) = (await _rows(database, "SELECT position FROM event_counter"))[0]
+    assert counter == before + len(events)
+
+    audited = await _rows(database, "SELECT resource FROM audit WHERE action = 'user.create'")
+    assert sorted(row[0] for row in audited) == sorted(f"users/{u}" for u in [*NEW, "taken"])
+
+
+@pytest.fixture
+def failing_commits(database: Database) -> Iterator[list[int]]:
+    """While the list is non-empty, every COMMIT on the engine fails (a disk error)."""
+    armed: list[int] = []
+
+    def fail(_connection: Any) -> None:
+        if armed:
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    event.listen(database.engine.sync_engine, "commit", fail)
+    yield armed
+    event.remove(database.engine.sync_engine, "commit", fail)
+
+
+async def test_no_request_is_answered_before_its_commit(
+    client: httpx.AsyncClient, database: Database, failing_commits: list[int]
+) -> None:
+    await create_group(client, "staff")
+    (before,) = (await _rows(database, "SELECT position FROM event_counter"))[0]
+    audit_before = len(await _rows(database, "SELECT id FROM audit"))
+
+    failing_commits.append(1)
+    responses = await asyncio.gather(
+        *(client.post(f"/users/{userid}", json=_body(["staff"])) for userid in NEW)
+    )
+    failing_commits.clear()
+
+    for response in responses:
+        assert_problem(response, 503, "not_committed")
+        assert response.headers["retry-after"] == "1"
+    assert _committer(database).stats.failed >= 1
+    assert _committer(database).stats.largest > 1
+    for userid in NEW:
+        assert (await client.get(f"/users/{userid}")).status_code == 404
+    assert (await client.get("/groups/staff")).status_code == 404  # no members
+    assert await _rows(database, f"SELECT position FROM events WHERE position > {before}") == []
+    assert len(await _rows(database, "SELECT id FROM audit")) == audit_before
+
+    # The committer recovers: the next writes go through.
+    await create_user(client, NEW[0], ["staff"])
+    assert (await client.get(f"/users/{NEW[0]}")).json()["groups"] == ["staff"]
+
+
+async def test_if_match_is_checked_within_a_batch(client: httpx.AsyncClient) -> None:
+    await create_user(client, "ann")
+    tag = (await client.get("/users/ann")).headers["etag"]
+    # Both PUTs hold the same tag; the second to run finds it changed.
+    puts = (
+        client.put("/users/ann", json=_body([]) | {"last_name": name}, headers={"If-Match": tag})
+        for name in ("One", "Two")
+    )
+    responses = await asyncio.gather(*puts)
+    assert sorted(r.status_code for r in responses) == [200, 412]
+    loser = next(r for r in responses if r.status_code == 412)
+    assert_problem(loser, 412, "precondition_failed")
