@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -61,6 +61,7 @@ class Database:
             self.fast_reader.close()
         if self.committer is not None:
             await self.committer.close()
+            self.committer.engine.dispose()
         await self.engine.dispose()
 
 
@@ -82,7 +83,7 @@ def create_database(settings: Settings) -> Database:
         }
     engine = create_async_engine(settings.database_url, **options)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        _configure_sqlite(engine.sync_engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     read_engine = engine.execution_options(**{_READ_ONLY: True})
     path = settings.sqlite_path()
     fast_reader = (
@@ -101,15 +102,7 @@ def create_database(settings: Settings) -> Database:
         info={FAST_READER: fast_reader} if fast_reader is not None else {},
     )
     # Not for an in-memory database: its connections share one (StaticPool).
-    committer = (
-        Committer(
-            engine,
-            batch_max=settings.sqlite_batch_max,
-            batch_wait_seconds=settings.sqlite_batch_wait_ms / 1000,
-        )
-        if fast_reader is not None
-        else None
-    )
+    committer = _committer(engine, settings) if fast_reader is not None else None
     return Database(
         engine=engine,
         writer=async_sessionmaker(
@@ -137,8 +130,29 @@ def _shared(reader: async_sessionmaker[AsyncSession]) -> AsyncSession:
     return session
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _committer(engine: AsyncEngine, settings: Settings) -> Committer:
+    """The group committer, on a synchronous `sqlite3` engine on the same file.
+
+    Synchronous so that a turn's statements run without a thread hop each
+    (app.group_commit); the connection is handed between threads (BEGIN and
+    COMMIT run in one) but never used by two at once.
+    """
+    sync_engine = create_engine(
+        engine.url.set(drivername="sqlite"),
+        connect_args={"check_same_thread": False},
+        pool_size=1,
+        max_overflow=0,
+    )
+    _configure_sqlite(sync_engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    return Committer(
+        sync_engine,
+        batch_max=settings.sqlite_batch_max,
+        batch_wait_seconds=settings.sqlite_batch_wait_ms / 1000,
+    )
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us, not the driver, decide when and how a transaction begins.
         dbapi_connection.isolation_level = None
@@ -153,7 +167,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # A deferred transaction that reads and then writes can fail at once
         # with SQLITE_BUSY when another writer got in between; IMMEDIATE takes

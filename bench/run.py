@@ -80,6 +80,11 @@ TARGET_PUT_S = 1.0
 TARGET_MILLION_COST = 1.2
 TARGET_DEEP_PAGE = 0.9
 TARGET_RSS_MB = 150.0
+# Writes on SQLite, with group commit (app.group_commit), at CONNECTIONS.
+TARGET_POST_RPS = 1_500.0
+TARGET_POST_P99_MS = 100.0
+TARGET_MIX_RATIO = 0.4
+TARGET_MIX_P99_MS = 50.0
 
 
 _STARTED = time.monotonic()
@@ -652,9 +657,33 @@ def _ratio_target(run: DatabaseRun, note: str) -> list[Target]:
     ]
 
 
+def _write_targets(run: DatabaseRun, note: str) -> list[Target]:
+    found: list[Target] = []
+    post, mix = run.scenario("post_users"), run.scenario("mix")
+    if post is not None:
+        found.append(
+            Target(
+                f"POST /users/{{new}} sustained >= {TARGET_POST_RPS:,.0f} req/s with p99 < "
+                f"{TARGET_POST_P99_MS:g} ms{note}",
+                f"{post.load.rps:,.0f} req/s, p99 {post.load.p99_ms:.1f} ms",
+                post.load.rps >= TARGET_POST_RPS and post.load.p99_ms < TARGET_POST_P99_MS,
+            )
+        )
+    if mix is not None:
+        found.append(
+            Target(
+                f"90/10 mix >= {TARGET_MIX_RATIO}x ceiling with p99 < "
+                f"{TARGET_MIX_P99_MS:g} ms{note}",
+                f"{mix.ratio:.2f}x, p99 {mix.load.p99_ms:.1f} ms",
+                mix.ratio >= TARGET_MIX_RATIO and mix.load.p99_ms < TARGET_MIX_P99_MS,
+            )
+        )
+    return found
+
+
 def targets(run: DatabaseRun, million: DatabaseRun | None) -> list[Target]:
     note = "" if run.database == "sqlite" else " (the target is for SQLite)"
-    found = _ratio_target(run, note)
+    found = _ratio_target(run, note) + _write_targets(run, note)
     first, deep = run.scenario("list_first"), run.scenario("list_deep")
     if first and deep:
         # Each against its own ceiling runs, so that drift between the two cancels.

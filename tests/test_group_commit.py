@@ -109,9 +109,10 @@ def failing_commits(database: Database) -> Iterator[list[int]]:
         if armed:
             raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
-    event.listen(database.engine.sync_engine, "commit", fail)
+    engine = _committer(database).engine
+    event.listen(engine, "commit", fail)
     yield armed
-    event.remove(database.engine.sync_engine, "commit", fail)
+    event.remove(engine, "commit", fail)
 
 
 async def test_no_request_is_answered_before_its_commit(

@@ -119,7 +119,7 @@ async def transaction(session: AsyncSession) -> AsyncIterator[None]:
         # The session joins the batch's transaction through a savepoint
         # (join_transaction_mode="create_savepoint", app.db): its commit
         # releases it, its rollback returns to it, the batch goes on.
-        sync.bind = batch.connection.sync_connection
+        sync.bind = batch.connection
         session.info[RING_LATER] = batch.mark_published
         try:
             async with session.begin():
