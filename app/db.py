@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.group_commit import COMMITTER, Committer
+from app.group_commit import COMMITTER, Committer, WriterConnection
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.statement import SHARED_SESSION
 from app.repository.events import EventSession
@@ -139,7 +139,7 @@ def _committer(engine: AsyncEngine, settings: Settings) -> Committer:
     """
     sync_engine = create_engine(
         engine.url.set(drivername="sqlite"),
-        connect_args={"check_same_thread": False},
+        connect_args={"check_same_thread": False, "factory": WriterConnection},
         pool_size=1,
         max_overflow=0,
     )

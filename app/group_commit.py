@@ -30,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -42,6 +44,23 @@ log = logging.getLogger(__name__)
 
 # The key of Session.info under which a writer session carries its Committer.
 COMMITTER = "grouped_users_committer"
+
+
+class _Cursor(sqlite3.Cursor):
+    async def _async_soft_close(self) -> None:
+        """What an AsyncSession asks of a driver cursor after a Core statement.
+
+        An async driver's cursor closes here while its rows stay buffered;
+        the session's rows are buffered already (prebuffer_rows) and this
+        cursor closes with its result, so there is nothing to do.
+        """
+
+
+class WriterConnection(sqlite3.Connection):
+    """The committer's sqlite3 connection: its cursors can serve an AsyncSession."""
+
+    def cursor(self, factory: Any = _Cursor) -> Any:
+        return super().cursor(factory)
 
 
 @dataclass(eq=False)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.db import Database
 from app.group_commit import Committer
+from app.service.common import transaction
 from app.settings import Settings
 from tests.support.helpers import assert_problem, create_group, create_user
 
@@ -156,3 +157,13 @@ async def test_if_match_is_checked_within_a_batch(client: httpx.AsyncClient) -> 
     assert sorted(r.status_code for r in responses) == [200, 412]
     loser = next(r for r in responses if r.status_code == 412)
     assert_problem(loser, 412, "precondition_failed")
+
+
+async def test_turns_run_on_a_connection_that_syncs_every_commit(database: Database) -> None:
+    async with database.writer() as session, transaction(session):
+        assert session.get_bind() is not database.engine.sync_engine  # the batch's connection
+        pragmas = [
+            (await session.execute(text(f"PRAGMA {name}"))).scalar()
+            for name in ("synchronous", "journal_mode", "foreign_keys")
+        ]
+    assert pragmas == [2, "wal", 1]  # FULL: a COMMIT is on disk before it returns
