@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from app.errors import NotCommitted
+from app.errors import Busy, NotCommitted
 from app.repository.events import ring_all
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ class Stats:
     turns: int = 0
     largest: int = 0
     failed: int = 0
+    # Batches that could not BEGIN (the write lock stayed taken).
+    failed_begins: int = 0
 
 
 @dataclass(eq=False)
@@ -116,11 +118,18 @@ class Committer:
         The caller runs its whole transaction, as a savepoint, inside the
         turn, then awaits `Batch.durable()` outside it.
         """
+        failed_begins = self.stats.failed_begins
         self._waiting += 1
         try:
             await self._lock.acquire()
         finally:
             self._waiting -= 1
+        if self.stats.failed_begins != failed_begins:
+            # A batch could not begin while this request waited (another
+            # process held the write lock past the busy timeout): answer as
+            # that request did, rather than wait the whole timeout again.
+            self._lock.release()
+            raise Busy()
         batch: Batch | None = None
         try:
             batch = self._batch or await self._open()
@@ -147,6 +156,10 @@ class Committer:
                 self._connection = await asyncio.to_thread(self.engine.connect)
             # BEGIN IMMEDIATE (app.db): across processes the write lock decides.
             await asyncio.to_thread(self._connection.begin)
+        except Exception:
+            self.stats.failed_begins += 1
+            await self._drop_connection()
+            raise
         except BaseException:
             await self._drop_connection()
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
-from app.db import Database
+from app.api import create_app
+from app.db import Database, create_database
 from app.group_commit import Committer
 from app.service.common import transaction
 from app.settings import Settings
@@ -167,3 +169,35 @@ async def test_turns_run_on_a_connection_that_syncs_every_commit(database: Datab
             for name in ("synchronous", "journal_mode", "foreign_keys")
         ]
     assert pragmas == [2, "wal", 1]  # FULL: a COMMIT is on disk before it returns
+
+
+@pytest.fixture
+def impatient(settings: Settings) -> Settings:
+    return settings.model_copy(update={"sqlite_busy_timeout_ms": 200})
+
+
+async def test_a_write_lock_held_elsewhere_answers_busy_once_for_the_queue(
+    impatient: Settings,
+) -> None:
+    path = impatient.sqlite_path()
+    assert path is not None
+    database = create_database(impatient)
+    app = create_app(impatient, database=database)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            holder.execute("BEGIN IMMEDIATE")  # another process's writer
+            responses = await asyncio.gather(
+                *(client.post(f"/users/{userid}", json=_body([])) for userid in NEW)
+            )
+            holder.execute("ROLLBACK")
+            for response in responses:
+                assert_problem(response, 503, "database_busy")
+            # The requests queued behind the one whose BEGIN timed out did not
+            # each wait the busy timeout again.
+            assert _committer(database).stats.failed_begins == 1
+            await create_user(client, NEW[0])
+    finally:
+        holder.close()
+        await database.dispose()

@@ -41,8 +41,9 @@ class Statement:
 
 @contextmanager
 def captured(database: Database) -> Iterator[list[Statement]]:
-    """The statements run inside the block, noise left out: through the engine, and
-    through SQLite's fast reader (app.reads.fast), which bypasses it."""
+    """The statements run inside the block, noise left out: through the engine, through
+    SQLite's group committer (app.group_commit, an engine of its own) and through its
+    fast reader (app.reads.fast), which bypasses both."""
     statements: list[Statement] = []
 
     def record(
@@ -54,14 +55,18 @@ def captured(database: Database) -> Iterator[list[Statement]]:
     def record_fast(sql: str, parameters: dict[str, Any]) -> None:
         statements.append(Statement(sql, parameters))
 
-    target = database.engine.sync_engine
-    event.listen(target, "before_cursor_execute", record)
+    targets = [database.engine.sync_engine]
+    if database.committer is not None:
+        targets.append(database.committer.engine)
+    for target in targets:
+        event.listen(target, "before_cursor_execute", record)
     if database.fast_reader is not None:
         database.fast_reader.listeners.append(record_fast)
     try:
         yield statements
     finally:
-        event.remove(target, "before_cursor_execute", record)
+        for target in targets:
+            event.remove(target, "before_cursor_execute", record)
         if database.fast_reader is not None:
             database.fast_reader.listeners.remove(record_fast)
 
