@@ -144,10 +144,12 @@ def _committer(engine: AsyncEngine, settings: Settings) -> Committer:
         max_overflow=0,
     )
     _configure_sqlite(sync_engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    path = settings.sqlite_path()
     return Committer(
         sync_engine,
         batch_max=settings.sqlite_batch_max,
         batch_wait_seconds=settings.sqlite_batch_wait_ms / 1000,
+        turn_file=None if path is None else path.with_name(path.name + "-writer.lock"),
     )
 
 

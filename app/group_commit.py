@@ -1,7 +1,7 @@
 """Group commit on SQLite: the writes of many requests, one COMMIT (one fsync).
 
 With `synchronous=FULL` every COMMIT waits for an fsync, and a transaction
-per request made that wait the bound of write throughput. Here one writer
+per request paid that wait, and SQLite's lock hand-over, per request. Here one writer
 connection per process holds a transaction (a *batch*) open while requests
 take turns on it, each inside its own SAVEPOINT: a request that fails rolls
 back to its savepoint alone and answers its own error. When no request is
@@ -22,17 +22,21 @@ cost: every one let the loop serve other requests before the turn went on,
 so a turn that holds every other writer of the process lasted milliseconds.
 What may wait (BEGIN IMMEDIATE for another process's write lock, COMMIT for
 its fsync) runs in a thread, the turn lock keeping the connection to one
-user at a time.
+user at a time. Across processes the committers wait for each other on a
+file lock (see Committer._take_turn_file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -104,11 +108,14 @@ class Committer:
     engine: Engine
     batch_max: int
     batch_wait_seconds: float
+    # Beside the database: the committers of all processes take turns on it.
+    turn_file: Path | None = None
     stats: Stats = field(default_factory=Stats)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _waiting: int = 0
     _connection: Connection | None = None
     _batch: Batch | None = None
+    _turn_fd: int | None = None
     _committing: set[asyncio.Task[None]] = field(default_factory=set)
 
     @contextlib.asynccontextmanager
@@ -152,6 +159,7 @@ class Committer:
     async def _open(self) -> Batch:
         loop = asyncio.get_running_loop()
         try:
+            await self._take_turn_file()
             if self._connection is None:
                 self._connection = await asyncio.to_thread(self.engine.connect)
             # BEGIN IMMEDIATE (app.db): across processes the write lock decides.
@@ -168,6 +176,38 @@ class Committer:
         outcome.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._batch = Batch(connection=self._connection, opened=loop.time(), outcome=outcome)
         return self._batch
+
+    async def _take_turn_file(self) -> None:
+        """Wait for the other processes' committers on a file lock, not in SQLite.
+
+        SQLite's busy handler polls the write lock with sleeps of up to
+        100 ms, and a committer that opens its next batch as soon as the
+        last one committed nearly always won the race against a sleeping
+        one: the other process's writes waited seconds. A blocked flock()
+        is woken by the kernel when the lock is let go. Only the committers
+        take it; anything else that writes (an import, the CLI) still
+        meets them at SQLite's lock, which alone keeps the data safe.
+        """
+        if self.turn_file is None:
+            return
+        if self._turn_fd is None:
+            self._turn_fd = os.open(self.turn_file, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._turn_fd
+        taking = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # The thread may still get it: let it go as soon as it does.
+            taking.add_done_callback(self._let_go_if_taken)
+            raise
+
+    def _let_go_if_taken(self, taking: asyncio.Future[None]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            self._let_go_turn_file()
+
+    def _let_go_turn_file(self) -> None:
+        if self._turn_fd is not None:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
 
     async def _commit(self, batch: Batch) -> None:
         self.stats.batches += 1
@@ -188,6 +228,7 @@ class Committer:
             if not batch.outcome.done():
                 batch.outcome.set_exception(NotCommitted())
             self._batch = None
+            self._let_go_turn_file()
             self._lock.release()
 
     async def _drop_connection(self) -> None:
@@ -198,6 +239,7 @@ class Committer:
         still inside it, to the next batch. A closed SQLite connection rolls
         back what it held. The next batch connects anew.
         """
+        self._let_go_turn_file()
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
@@ -209,3 +251,6 @@ class Committer:
         """Wait for a COMMIT in flight, then close the writer connection."""
         async with self._lock:
             await self._drop_connection()
+            if self._turn_fd is not None:
+                os.close(self._turn_fd)
+                self._turn_fd = None
