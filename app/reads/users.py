@@ -50,9 +50,11 @@ async def get_record(session: AsyncSession, *, userid: str) -> tuple[int, int, s
 
 
 # How a search finds its users: none, a LIKE scan, or the substring index
-# (alembic 0005). The index holds trigrams, so it serves a search of three
-# characters or more; PostgreSQL's planner picks its pg_trgm index for the
-# same LIKE by itself, SQLite's FTS5 table is asked by name.
+# (alembic 0005, 0007). The index holds trigrams, so it serves a search of
+# three characters or more; PostgreSQL's planner picks its pg_trgm indexes for
+# the same LIKE by itself (the userid one is on lower(userid), so that only a
+# search can use it, never an equality lookup), SQLite's FTS5 table is asked
+# by name. lower(): SQLite's LIKE and FTS5 already ignore ASCII case.
 NO_SEARCH, SCAN, INDEXED = "", "scan", "indexed"
 _SEARCHES = (NO_SEARCH, SCAN, INDEXED)
 _TRIGRAM = 3
@@ -81,7 +83,7 @@ def _filtered(
         pattern = bindparam("pattern", type_=String())
         query = query.where(
             or_(
-                User.userid.like(pattern, escape="\\"),
+                func.lower(User.userid).like(pattern, escape="\\"),
                 User.search_names.like(pattern, escape="\\"),
             )
         )
