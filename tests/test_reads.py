@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event, text
 
 from app.api import create_app
 from app.db import Database
@@ -114,3 +115,37 @@ async def test_a_search_over_its_time_limit_is_stopped_and_the_connection_serves
         assert await user_reads.page(session, after=None, limit=2, search=q) == []
         found = await user_reads.page(session, after=None, limit=2, search="u599")
     assert [userid for userid, _ in found] == ["u599", "u5990"]
+
+
+async def test_a_point_read_too_long_for_the_loop_runs_on_the_drivers_thread(
+    client: httpx.AsyncClient, database: Database, on_the_loop: list[str]
+) -> None:
+    # A group's member list is an indexed read, but a huge group's is large.
+    await create_group(client, "everyone")
+    await insert_many_users(database, 20_000)
+    async with database.writer() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO memberships (group_id, user_id) SELECT groups.id, users.id"
+                " FROM groups, users WHERE groups.name = 'everyone'"
+            )
+        )
+    through_driver: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        through_driver.append(statement)
+
+    if database.fast_reader is not None:
+        database.fast_reader.budget_seconds = 0.0
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        response = await client.get("/groups/everyone")
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    assert response.status_code == 200, response.text
+    members = response.json()
+    assert len(members) == 20_000
+    assert members == sorted(members)
+    # Tried on the loop where there is a fast reader, stopped, then read by the driver.
+    assert len(on_the_loop) == (1 if database.fast_reader is not None else 0)
+    assert any("memberships" in statement for statement in through_driver)

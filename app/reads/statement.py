@@ -11,11 +11,20 @@ from sqlalchemy import Select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.reads.fast import FAST_READER, FastReader, compile_sqlite, sqlite_converters
+from app.reads.fast import (
+    FAST_READER,
+    FastReader,
+    TooLongForTheLoop,
+    compile_sqlite,
+    sqlite_converters,
+)
 
 # Session.info key of the one session all point lookups share (app.db): it
 # can carry no transaction, since many requests use it at the same time.
 SHARED_SESSION = "grouped_users_shared_session"
+# Session.info key, on the shared session: the maker of a reader session of
+# its own, for a point lookup too long for the loop (fast.TooLongForTheLoop).
+OWN_READER = "grouped_users_own_reader"
 
 
 class SharedSessionMisuse(RuntimeError):
@@ -62,12 +71,25 @@ class SingleRead:
         if self.point:
             fast: FastReader | None = session.info.get(FAST_READER)
             if fast is not None:
-                rows = fast.rows(self._sqlite_sql, parameters)
+                try:
+                    rows = fast.rows(self._sqlite_sql, parameters)
+                except TooLongForTheLoop:
+                    # A large answer (a huge group's members): the driver's
+                    # thread builds it while the loop serves on.
+                    if session.info.get(SHARED_SESSION):
+                        async with session.info[OWN_READER]() as own:
+                            return await self._through_driver(own, parameters)
+                    return await self._through_driver(session, parameters)
                 if self._converters is None:
                     return rows
                 return [self._convert(row) for row in rows]
         if session.info.get(SHARED_SESSION):
             raise SharedSessionMisuse("only point lookups may use the shared session")
+        return await self._through_driver(session, parameters, timeout_ms=timeout_ms)
+
+    async def _through_driver(
+        self, session: AsyncSession, parameters: dict[str, Any], *, timeout_ms: int | None = None
+    ) -> Sequence[Any]:
         dialect = session.get_bind().dialect.name
         statement = self._statements[dialect]
         if timeout_ms is not None:
