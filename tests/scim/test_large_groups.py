@@ -124,6 +124,28 @@ async def test_a_large_answer_is_built_off_the_event_loop(
     assert threads[1] == threading.get_ident()
 
 
+async def test_a_large_page_of_users_is_built_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    build = resources.user_to_scim
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(endpoints, "user_to_scim", spied)
+    # Users only: a page of many resources, each a model, with no members.
+    large = endpoints.RESOURCES_ON_THREAD + 1
+    await get(client, "/scim/v2/Users", count=large)
+    assert len(threads) == large
+    assert threading.get_ident() not in threads
+    threads.clear()
+    await get(client, "/scim/v2/Users", count=2)
+    # A small answer costs no thread hop.
+    assert threads == [threading.get_ident()] * 2
+
+
 async def test_a_patch_of_a_large_group_answers_within_the_bound(
     client: httpx.AsyncClient,
 ) -> None:
