@@ -174,7 +174,7 @@ class SearchTimedOut(DomainError):
     def __init__(self, limit_ms: int) -> None:
         super().__init__(
             f"The search took longer than its limit of {limit_ms} ms and was stopped;"
-            " search for a longer text (three characters or more use the index)."
+            " narrow it (a q of three characters or more uses the substring index)."
         )
         self.limit_ms = limit_ms
 

@@ -131,35 +131,43 @@ async def _bounded(
     *,
     timeout_ms: int,
 ) -> Sequence[Any]:
-    """Run the statement in a transaction of its own, stopped by the database at the limit.
+    """Run the statement in a transaction of its own, stopped by the database at the limit."""
+    async with session.begin(), time_limit(session, timeout_ms=timeout_ms):
+        return (await session.execute(statement, parameters)).all()
+
+
+@asynccontextmanager
+async def time_limit(session: AsyncSession, *, timeout_ms: int) -> AsyncIterator[None]:
+    """Inside the session's transaction: the database stops its statements after `timeout_ms`.
 
     A statement that runs cannot be cancelled from the event loop (the
     request's time limit only abandons the await), so the database itself
     stops it: PostgreSQL by `SET LOCAL statement_timeout`, which ends with
     the transaction; SQLite by a progress handler on the connection, which
-    interrupts the statement once the time is up and is removed before the
-    connection goes back to the pool. Either way the transaction is rolled
-    back and the connection serves the next request as usual.
+    interrupts a statement once the time (counted from here) is up and is
+    removed before the connection goes back to the pool. StatementTimedOut
+    is raised; the transaction rolls back and the connection serves the
+    next request as usual.
     """
     try:
-        async with session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                # SET takes no bound parameters; an int is safe to write in.
-                await session.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
-                return (await session.execute(statement, parameters)).all()
-            raw = await (await session.connection()).get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            deadline = time.monotonic() + timeout_ms / 1000
+        if session.get_bind().dialect.name == "postgresql":
+            # SET takes no bound parameters; an int is safe to write in.
+            await session.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+            yield
+            return
+        raw = await (await session.connection()).get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        deadline = time.monotonic() + timeout_ms / 1000
 
-            def over_time() -> bool:
-                return time.monotonic() > deadline
+        def over_time() -> bool:
+            return time.monotonic() > deadline
 
-            await driver.set_progress_handler(over_time, _PROGRESS_STEPS)
-            try:
-                return (await session.execute(statement, parameters)).all()
-            finally:
-                await driver.set_progress_handler(None, 0)
+        await driver.set_progress_handler(over_time, _PROGRESS_STEPS)
+        try:
+            yield
+        finally:
+            await driver.set_progress_handler(None, 0)
     except DBAPIError as exc:
         if _timed_out(exc):
             raise StatementTimedOut() from exc

@@ -100,6 +100,7 @@ async def _list_users(request: Request, session: AsyncSession, asked: Listing) -
         where=filters.user_filter(asked.filter),
         offset=asked.offset,
         limit=asked.count,
+        timeout_ms=request.app.state.settings.search_timeout_ms,
     )
 
     def build() -> Response:
@@ -385,7 +386,11 @@ async def search_all(request: Request, session: ReaderSession) -> Response:
     total = 0
     if of_users:
         users_total, users = await scim_users.list_users(
-            session, where=users_where, offset=offset, limit=asked.count
+            session,
+            where=users_where,
+            offset=offset,
+            limit=asked.count,
+            timeout_ms=request.app.state.settings.search_timeout_ms,
         )
         total += users_total
         offset = max(offset - users_total, 0)
