@@ -167,6 +167,8 @@ async def time_limit(session: AsyncSession, *, timeout_ms: int) -> AsyncIterator
         try:
             yield
         finally:
+            # Queued on the connection's thread as soon as it is called, after
+            # the statement: it runs even if this request is cancelled here.
             await driver.set_progress_handler(None, 0)
     except DBAPIError as exc:
         if _timed_out(exc):
