@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.reads.fast import FAST_READER, FastReader
-from app.reads.statement import SHARED_SESSION
+from app.reads.statement import OWN_READER, SHARED_SESSION
 from app.repository.events import EventSession
 from app.settings import Settings
 
@@ -112,6 +112,7 @@ def create_database(settings: Settings) -> Database:
 def _shared(reader: async_sessionmaker[AsyncSession]) -> AsyncSession:
     session = reader()
     session.info[SHARED_SESSION] = True
+    session.info[OWN_READER] = reader
     return session
 
 

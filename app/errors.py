@@ -168,6 +168,17 @@ class Busy(DomainError):
         super().__init__("The database is busy; nothing was changed. Retry in a moment.")
 
 
+class SearchTimedOut(DomainError):
+    """A search ran over its time limit and was stopped; nothing was changed."""
+
+    def __init__(self, limit_ms: int) -> None:
+        super().__init__(
+            f"The search took longer than its limit of {limit_ms} ms and was stopped;"
+            " narrow it (a q of three characters or more uses the substring index)."
+        )
+        self.limit_ms = limit_ms
+
+
 class Unauthenticated(DomainError):
     """No credentials, or ones that are not (or no longer) valid; never says which."""
 

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/grouped-users.db"
+DEFAULT_SEARCH_TIMEOUT_MS = 5_000
 
 # Plain URLs as other tools write them, mapped to the async drivers we ship.
 _ASYNC_DRIVERS = {
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     auth: Literal["required", "disabled"] = "required"
     max_list_length: int = Field(default=50_000, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A search (GET /users?q=) is stopped in the database after this long:
+    # the request's time limit cannot stop a statement that is running.
+    search_timeout_ms: int = Field(default=DEFAULT_SEARCH_TIMEOUT_MS, ge=1, le=600_000)
     # The connection layer of each worker (app.connections): the request line
     # and headers of one request, the time they may take to arrive, and the
     # connections one worker holds open at once.

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from app.api.deps import (
     USERID_PARAMETER,
     ListLimit,
+    SearchTimeoutMs,
     UseridPath,
     check_length,
     statement_reader,
@@ -28,6 +29,7 @@ from app.errors import (
     InvalidName,
     InvalidSearch,
     NullField,
+    SearchTimedOut,
     UnknownGroups,
     UserExists,
     UseridMismatch,
@@ -37,6 +39,7 @@ from app.names import NO_CONTROL_PATTERN, PERSON_NAME_LENGTH
 from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
+from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 from app.web.access import CurrentActor, GuardedRoute
 from app.web.sessions import ReaderSession, WriterSession
 
@@ -217,10 +220,12 @@ async def delete_user(
         InvalidCursor(),
         InvalidSearch(),
         validation_example("invalid_query", "limit", "Input should be less than or equal to 1000"),
+        SearchTimedOut(DEFAULT_SEARCH_TIMEOUT_MS),
     ),
 )
 async def list_users(
     session: ReaderSession,
+    search_timeout_ms: SearchTimeoutMs,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
     group: Annotated[str | None, Query(description="Only members of this group.")] = None,
@@ -234,5 +239,12 @@ async def list_users(
     ] = None,
 ) -> Response:
     """List users sorted by userid, a page at a time, optionally filtered."""
-    page = await listing.list_users(session, limit=limit, cursor=cursor, group=group, q=q)
+    page = await listing.list_users(
+        session,
+        limit=limit,
+        cursor=cursor,
+        group=group,
+        q=q,
+        search_timeout_ms=search_timeout_ms,
+    )
     return json_page(page.items, page.next_cursor)

@@ -16,7 +16,9 @@ because they are the hot path of a directory and every hop counts:
 - **Only indexed point lookups take the fast path.** A read that can scan
   (a page, a search) always goes through the driver's thread, so that the
   event loop keeps serving while it runs (app.reads.statement.SingleRead's
-  `point` flag).
+  `point` flag). A point lookup that turns out large (a huge group's
+  members) is stopped on the loop after a few milliseconds and run on the
+  driver's thread instead (app.reads.fast.TooLongForTheLoop).
 - **What comes back are plain values**, the same whichever path ran the
   statement: JSON text built by the database for records and member lists
   (app.reads.records: the shape of app.schemas.UserRecord, pinned to it),

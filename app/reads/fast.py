@@ -8,11 +8,18 @@ answers indexed point lookups on the event loop's own thread. Each runs in
 autocommit mode, so it sees exactly the data committed when it starts (WAL
 readers never wait for writers), and never holds a transaction open. A read
 that can scan must not come here: it would stop the loop while it runs.
+
+Even an indexed read can be large (the member list of a group of 100,000),
+so each read here has a budget of time on the loop (LOOP_BUDGET_SECONDS): a
+progress handler stops one that runs over it, and the caller runs it again
+on the driver's thread (TooLongForTheLoop). The loop is thus never held by
+one read for more than about the budget, whatever the data.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,17 @@ FAST_READER = "grouped_users_fast_reader"
 
 _DIALECT = sqlite.dialect(paramstyle="named")
 CACHE_KIB = 8192
+# The longest a read may hold the event loop before it is stopped and run on
+# the driver's thread instead: a few hundred point lookups' worth, far above
+# any of them, well below what would delay the loop's other requests.
+LOOP_BUDGET_SECONDS = 0.005
+# SQLite calls the progress handler every this many virtual machine steps
+# (some microseconds): a point lookup takes fewer and never calls it.
+_PROGRESS_STEPS = 1000
+
+
+class TooLongForTheLoop(Exception):
+    """The read ran over its budget on the loop and was stopped; run it elsewhere."""
 
 
 def compile_sqlite(statement: ClauseElement) -> str:
@@ -66,6 +84,8 @@ class FastReader:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._connection: sqlite3.Connection | None = None
+        self.budget_seconds = LOOP_BUDGET_SECONDS
+        self._deadline = 0.0
         # Called with (sql, parameters) before each statement; tests count them.
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
@@ -83,14 +103,24 @@ class FastReader:
         # memory kept well under the 150 MB per worker of the target.
         connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         connection.execute("PRAGMA query_only = ON")
+        connection.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
         return connection
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
 
     def rows(self, sql: str, parameters: dict[str, Any]) -> Sequence[tuple[Any, ...]]:
         for listener in self.listeners:
             listener(sql, parameters)
         if self._connection is None:
             self._connection = self._connect()
-        return self._connection.execute(sql, parameters).fetchall()
+        self._deadline = time.perf_counter() + self.budget_seconds
+        try:
+            return self._connection.execute(sql, parameters).fetchall()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorname == "SQLITE_INTERRUPT":
+                raise TooLongForTheLoop() from exc
+            raise
 
     def close(self) -> None:
         if self._connection is not None:

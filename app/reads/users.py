@@ -26,6 +26,7 @@ from app.models import Group, Membership, User
 from app.reads.records import json_record, record_json
 from app.reads.statement import SingleRead
 from app.repository.common import escape_like
+from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 
 Row = TypeVarTuple("Row")
 
@@ -147,8 +148,13 @@ async def page(
     limit: int,
     group: str | None = None,
     search: str | None = None,
+    search_timeout_ms: int = DEFAULT_SEARCH_TIMEOUT_MS,
 ) -> list[tuple[str, str]]:
-    """(userid, record JSON) of up to `limit` users after the userid `after`, in userid order."""
+    """(userid, record JSON) of up to `limit` users after the userid `after`, in userid order.
+
+    A search is stopped by the database after `search_timeout_ms`
+    (StatementTimedOut): one too short for the index scans the table.
+    """
     parameters: dict[str, Any] = {"limit": limit, "offset": 0}
     if after is not None:
         parameters["after"] = after
@@ -162,4 +168,6 @@ async def page(
         parameters["match"] = '"' + folded.replace('"', '""') + '"'
         parameters["pattern"] = "%" + escape_like(folded) + "%"
     statement = _PAGES[(after is not None, group is not None, how)]
-    return [(userid, record) for userid, record in await statement.rows(session, parameters)]
+    timeout_ms = search_timeout_ms if how != NO_SEARCH else None
+    rows = await statement.rows(session, parameters, timeout_ms=timeout_ms)
+    return [(userid, record) for userid, record in rows]

@@ -22,9 +22,9 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy import Table, delete, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -60,6 +60,11 @@ def queue(session: AsyncSession, events: Sequence[Pending]) -> None:
     session.info.setdefault(_PENDING, []).extend(events)
 
 
+# Events written per INSERT statement (see _write_events).
+_INSERT_BATCH = 1000
+_EVENTS = cast(Table, Event.__table__)
+
+
 def new_id() -> str:
     return "evt_" + uuid.uuid4().hex
 
@@ -82,21 +87,26 @@ def _write_events(session: Session) -> None:
     ).scalar_one()
     first = last - len(pending) + 1
     at = datetime.now(UTC)
-    session.execute(
-        insert(Event),
-        [
-            {
-                "position": first + offset,
-                "id": new_id(),
-                "type": item.type,
-                "occurred_at": at,
-                "actor": item.actor,
-                "request_id": item.request_id,
-                "data": item.data,
-            }
-            for offset, item in enumerate(pending)
-        ],
-    )
+    # A batch per statement, through the table (no ORM bookkeeping per row):
+    # the rows' Python work runs on the event loop's thread, and between two
+    # statements the loop serves other requests while the driver writes, so
+    # a change of 50,000 memberships never holds it for long.
+    for start in range(0, len(pending), _INSERT_BATCH):
+        session.execute(
+            insert(_EVENTS),
+            [
+                {
+                    "position": first + offset,
+                    "id": new_id(),
+                    "type": item.type,
+                    "occurred_at": at,
+                    "actor": item.actor,
+                    "request_id": item.request_id,
+                    "data": item.data,
+                }
+                for offset, item in enumerate(pending[start : start + _INSERT_BATCH], start=start)
+            ],
+        )
     if session.get_bind().dialect.name == "postgresql":
         # Delivered to listeners when (and only if) the transaction commits.
         session.execute(

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+
+from app.db import Database
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -40,3 +43,17 @@ async def create_group(
     if members:
         response = await client.put(f"/groups/{name}", json=members)
         assert response.status_code == 200, response.text
+
+
+# Users u1 .. u{count}, all named Ann Lee, put in with one statement (no API,
+# no events): enough rows for a scan to take a while, in a second or two.
+_MANY_USERS = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+INSERT INTO users (userid, first_name, last_name, search_names, version)
+SELECT 'u' || i, 'Ann', 'Lee', 'ann lee', 1 FROM n
+"""
+
+
+async def insert_many_users(database: Database, count: int) -> None:
+    async with database.writer() as session, session.begin():
+        await session.execute(text(_MANY_USERS), {"count": count})
