@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User, UserEmail
 from app.predicates import Predicate
-from app.repository.common import NO_SYNC, escape_like, in_list
+from app.repository.common import NO_SYNC, in_list
 from app.repository.scim_filters import group_condition, user_condition
+from app.sql import escape_like
 
 
 @dataclass(frozen=True)
