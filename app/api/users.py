@@ -18,11 +18,10 @@ from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, va
 from app.api.etags import (
     ETAG_HEADER,
     IfMatchHeader,
+    conditional_json,
     conditional_read,
-    if_none_match,
     json_page,
-    not_modified,
-    tagged_json,
+    tagged,
 )
 from app.errors import (
     InvalidCursor,
@@ -90,7 +89,7 @@ async def get_user(request: Request) -> Response:
     """Fetch a user record; its groups are sorted."""
     userid: str = request.path_params["userid"]
     found = await service.get_user(statement_reader(request), userid=userid)
-    return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
+    return conditional_json(request, found)
 
 
 @router.post(
@@ -121,8 +120,7 @@ async def create_user(
     check_length("groups", record.groups, list_limit)
     created = await service.create_user(session, actor=actor, userid=userid, record=record)
     response.headers["Location"] = f"/users/{userid}"
-    response.headers["ETag"] = created.etag
-    return created.value
+    return tagged(response, created)
 
 
 @router.put(
@@ -149,8 +147,7 @@ async def replace_user(
     stored = await service.replace_user(
         session, actor=actor, userid=userid, record=record, if_match=if_match
     )
-    response.headers["ETag"] = stored.etag
-    return stored.value
+    return tagged(response, stored)
 
 
 @router.patch(
@@ -194,8 +191,7 @@ async def patch_user(
         given_userid=patch.userid,
         if_match=if_match,
     )
-    response.headers["ETag"] = stored.etag
-    return stored.value
+    return tagged(response, stored)
 
 
 @router.delete(

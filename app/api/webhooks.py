@@ -15,7 +15,6 @@ from app.service.events import TYPES
 from app.settings import Settings
 from app.web.access import AdminRoute, CurrentActor
 from app.web.sessions import ReaderSession, WriterSession
-from app.webhooks import addresses
 from app.webhooks.signing import SecretBox
 
 router = APIRouter(route_class=AdminRoute, tags=["webhooks"])
@@ -92,21 +91,11 @@ def _settings(request: Request) -> Settings:
 
 
 def _box(request: Request) -> SecretBox:
-    key = _settings(request).secret_key
-    return SecretBox(key.get_secret_value() if key is not None else None)
+    return webhooks.secret_box(_settings(request))
 
 
 async def _checked_url(request: Request, url: str) -> str:
-    settings = _settings(request)
-    try:
-        await addresses.check(
-            url,
-            allow_http=settings.webhook_allow_http,
-            allow_private=settings.webhook_allow_private,
-        )
-    except addresses.RefusedURL as exc:
-        raise InvalidWebhook("url", str(exc)) from None
-    return url
+    return await webhooks.checked_url(_settings(request), url)
 
 
 def _out(info: webhooks.WebhookInfo) -> WebhookOut:

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Group, Membership, User
 from app.reads.records import json_record, record_json
 from app.reads.statement import SingleRead
-from app.repository.common import escape_like
 from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
+from app.sql import escape_like
 
 Row = TypeVarTuple("Row")
 

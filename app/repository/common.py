@@ -18,11 +18,6 @@ from sqlalchemy.sql.type_api import TypeEngine
 NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 
 
-def escape_like(text: str) -> str:
-    """`text` as a LIKE pattern that matches it literally (with ESCAPE '\\')."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 @dataclass(frozen=True)
 class UserRow:
     id: int

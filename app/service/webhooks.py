@@ -20,12 +20,33 @@ from app.repository.webhooks import DELIVERED, FAILED, PENDING, AttemptRow, Deli
 from app.service.audit import record as audit
 from app.service.common import retried
 from app.service.events import TYPES
+from app.settings import Settings
+from app.webhooks import addresses
 from app.webhooks.signing import SecretBox, new_secret
 
 # Events queued per endpoint per pass; the next pass goes on from there.
 _FAN_OUT_BATCH = 1000
 # Who disables a failing endpoint, as the audit log names it.
 _DELIVERY_ACTOR = Actor("webhook-delivery", Role.admin)
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """What seals endpoint secrets: GROUPED_USERS_SECRET_KEY's box, a plain one without it."""
+    key = settings.secret_key
+    return SecretBox(key.get_secret_value() if key is not None else None)
+
+
+async def checked_url(settings: Settings, url: str) -> str:
+    """`url` if these settings let an endpoint have it (scheme, public address), else 422."""
+    try:
+        await addresses.check(
+            url,
+            allow_http=settings.webhook_allow_http,
+            allow_private=settings.webhook_allow_private,
+        )
+    except addresses.RefusedURL as exc:
+        raise InvalidWebhook("url", str(exc)) from None
+    return url
 
 
 @dataclass(frozen=True)

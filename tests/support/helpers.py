@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -57,3 +58,26 @@ SELECT 'u' || i, 'Ann', 'Lee', 'ann lee', 1 FROM n
 async def insert_many_users(database: Database, count: int) -> None:
     async with database.writer() as session, session.begin():
         await session.execute(text(_MANY_USERS), {"count": count})
+
+
+async def members_of(client: httpx.AsyncClient, name: str) -> list[str]:
+    """A group's members; [] when GET answers 404 (no members, or no group)."""
+    response = await client.get(f"/groups/{name}")
+    if response.status_code == 404:
+        assert_problem(response, 404, "group_not_found")
+        return []
+    assert response.status_code == 200, response.text
+    members: list[str] = response.json()
+    return members
+
+
+Seen = dict[str, tuple[int, Any, str | None]]
+
+
+async def seen_by_get(client: httpx.AsyncClient, paths: Iterable[str]) -> Seen:
+    """What GET shows at each path (status, JSON, ETag): equal before and after, nothing changed."""
+    seen: Seen = {}
+    for path in paths:
+        response = await client.get(path)
+        seen[path] = (response.status_code, response.json(), response.headers.get("etag"))
+    return seen
