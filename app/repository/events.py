@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy import String, delete, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app.models import Event, EventCounter
+from app.models import Event, EventCounter, User
+from app.repository.common import in_list
 
 # The PostgreSQL channel a committed event is announced on (LISTEN/NOTIFY).
 CHANNEL = "grouped_users_events"
@@ -42,6 +43,9 @@ class Pending:
     data: Any
     actor: str
     request_id: str | None
+    # The event is dropped if this user is deactivated (or deleted inactive)
+    # as the transaction commits: see _shown.
+    unless_inactive: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,7 @@ class EventSession(Session):
 
 @event.listens_for(EventSession, "before_commit")
 def _write_events(session: Session) -> None:
-    pending: list[Pending] | None = session.info.pop(_PENDING, None)
+    pending = _shown(session, session.info.pop(_PENDING, None) or [])
     if not pending:
         return
     # Last: the counter row stays locked only from here to COMMIT.
@@ -107,6 +111,28 @@ def _write_events(session: Session) -> None:
             },
         )
     session.info[_PUBLISHED] = last
+
+
+def _shown(session: Session, pending: list[Pending]) -> list[Pending]:
+    """The events without those of users that are inactive as the transaction ends.
+
+    Decided here, once, for every writer: what the transaction leaves is
+    what the core API will show, whatever order the writer worked in. A
+    writer that deletes a user decides for it (the row is gone by now).
+    """
+    userids = {item.unless_inactive for item in pending if item.unless_inactive is not None}
+    if not userids:
+        return pending
+    inactive = set(
+        session.scalars(
+            select(User.userid).where(
+                in_list(session, User.userid, userids, String()), User.active.is_(False)
+            )
+        )
+    )
+    if not inactive:
+        return pending
+    return [item for item in pending if item.unless_inactive not in inactive]
 
 
 @event.listens_for(EventSession, "after_commit")
