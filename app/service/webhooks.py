@@ -20,7 +20,7 @@ from app.repository.webhooks import DELIVERED, FAILED, PENDING, AttemptRow, Deli
 from app.service.audit import record as audit
 from app.service.common import retried
 from app.service.events import TYPES
-from app.webhooks.signing import SecretBox, new_secret
+from app.webhooks.signing import SecretBox, SecretUnavailable, new_secret
 
 # Events queued per endpoint per pass; the next pass goes on from there.
 _FAN_OUT_BATCH = 1000
@@ -154,23 +154,58 @@ async def delete_webhook(session: AsyncSession, *, actor: Actor, webhook_id: str
         )
 
 
+@dataclass(frozen=True)
+class Rotation:
+    secret: str
+    # Until then deliveries carry a signature with the previous secret too.
+    previous_valid_until: datetime | None
+
+
 @retried
 async def rotate_secret(
-    session: AsyncSession, *, actor: Actor, box: SecretBox, webhook_id: str
-) -> str:
-    """A new signing secret, used from the next delivery on; the old one stops at once."""
+    session: AsyncSession, *, actor: Actor, box: SecretBox, webhook_id: str, overlap: timedelta
+) -> Rotation:
+    """A new signing secret, used from the next delivery on; the old one signs too for `overlap`.
+
+    As Standard Webhooks (Svix) do: a receiver that has not deployed the new
+    secret yet keeps accepting deliveries. A second rotation within the
+    overlap ends the first one's previous secret: only the last two sign.
+    """
     secret = new_secret()
     async with session.begin():
-        if await repo.get(session, webhook_id=webhook_id, lock=True) is None:
+        found = await repo.get(session, webhook_id=webhook_id, lock=True)
+        if found is None:
             raise WebhookNotFound(webhook_id)
-        await repo.update_webhook(session, webhook_id=webhook_id, secret=box.seal(secret))
+        previous = _resealed(box, found.secret) if overlap > timedelta(0) else None
+        until = now() + overlap if previous is not None else None
+        await repo.update_webhook(
+            session,
+            webhook_id=webhook_id,
+            secret=box.seal(secret),
+            previous_secret=previous,
+            previous_secret_until=until,
+        )
         await audit(
             session,
             actor=actor,
             action="webhook.rotate_secret",
             resource=f"webhooks/{webhook_id}",
         )
-    return secret
+    return Rotation(secret, until)
+
+
+def _resealed(box: SecretBox, stored: str) -> str | None:
+    """The stored secret sealed as a new one would be; None if it cannot sign anyway."""
+    try:
+        return box.seal(box.open(stored))
+    except SecretUnavailable:
+        return None
+
+
+async def forget_expired_secrets(session: AsyncSession) -> None:
+    """Drop the previous secrets whose overlap has ended: a dump then holds none of them."""
+    async with session.begin():
+        await repo.forget_previous_secrets(session, before=now())
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,19 @@ import json
 import logging
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
 from app.clock import as_utc, now
 from app.db import Database
 from app.repository.events import Bell
+from app.repository.webhooks import WebhookRow
 from app.service import webhooks
 from app.service.events import purge
 from app.settings import Settings
 from app.webhooks import addresses
-from app.webhooks.signing import SecretBox, SecretUnavailable, sign
+from app.webhooks.signing import SecretBox, SecretUnavailable, signatures
 
 log = logging.getLogger("grouped_users.webhooks")
 
@@ -140,9 +141,22 @@ class Deliverer:
             try:
                 async with self._database.writer() as session:
                     await purge(session, retention=self._settings.event_retention)
+                    await webhooks.forget_expired_secrets(session)
             except Exception:
                 log.exception("event purge failed")
             await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+    def _secrets(self, webhook: WebhookRow, at: datetime) -> list[str]:
+        """The secrets that sign now: the current one, and the previous during its overlap."""
+        current = [self.box.open(webhook.secret)]
+        until = webhook.previous_secret_until
+        if webhook.previous_secret is None or until is None or as_utc(until) <= at:
+            return current
+        try:
+            return [*current, self.box.open(webhook.previous_secret)]
+        except SecretUnavailable:
+            # The current one signs all the same.
+            return current
 
     async def _post(self, claimed: webhooks.Claimed) -> webhooks.Outcome:
         started, at = time.monotonic(), now()
@@ -160,7 +174,7 @@ class Deliverer:
                 allow_http=self._settings.webhook_allow_http,
                 allow_private=self._settings.webhook_allow_private,
             )
-            secret = self.box.open(claimed.webhook.secret)
+            secrets = self._secrets(claimed.webhook, at)
         except (addresses.RefusedURL, SecretUnavailable) as exc:
             return outcome(
                 None,
@@ -172,8 +186,8 @@ class Deliverer:
             "content-type": "application/json",
             "webhook-id": claimed.event.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(
-                secret, message_id=claimed.event.id, timestamp=timestamp, body=body
+            "webhook-signature": signatures(
+                secrets, message_id=claimed.event.id, timestamp=timestamp, body=body
             ),
         }
         try:
