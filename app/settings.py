@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1)
     # Browser origins allowed to call the API; none (CORS off) unless listed.
     cors_origins: list[str] = Field(default_factory=list)
+    # Write change events (the feed and webhooks). Off, writes record none and
+    # /events answers 404 events_off: for a deployment that needs neither.
+    events: bool = True
     # Change events are kept this long (seconds, or ISO 8601 such as P30D).
     event_retention: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
     # Webhooks: plain http:// and private or loopback receivers are refused

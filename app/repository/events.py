@@ -60,8 +60,13 @@ class EventRow:
 
 
 def queue(session: AsyncSession, events: Sequence[Pending]) -> None:
-    """Keep these events to be written when the session's transaction commits."""
-    session.info.setdefault(_PENDING, []).extend(events)
+    """Keep these events to be written when the session's transaction commits.
+
+    A session of another class (events off: GROUPED_USERS_EVENTS=false)
+    would never write them: they are not kept.
+    """
+    if isinstance(session.sync_session, EventSession):
+        session.info.setdefault(_PENDING, []).extend(events)
 
 
 def new_id() -> str:
