@@ -17,14 +17,14 @@ writer holds the database at a time and the same code gives the same order.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import String, delete, event, func, insert, select, text, update
+from sqlalchemy import String, Table, delete, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -69,8 +69,18 @@ def queue(session: AsyncSession, events: Sequence[Pending]) -> None:
         session.info.setdefault(_PENDING, []).extend(events)
 
 
-def new_id() -> str:
-    return "evt_" + uuid.uuid4().hex
+def new_ids(count: int) -> list[str]:
+    """`count` unique event ids: 128 random bits each, as a UUID4 has (122), drawn at once.
+
+    One draw for a whole transaction: a member list of 10,000 writes 20,000
+    events, and a UUID object per id cost a fifth of that write.
+    """
+    drawn = os.urandom(16 * count).hex()
+    return ["evt_" + drawn[32 * n : 32 * (n + 1)] for n in range(count)]
+
+
+# The table, for the plain executemany of _write_events.
+_EVENTS = cast(Table, Event.__table__)
 
 
 class EventSession(Session):
@@ -91,12 +101,15 @@ def _write_events(session: Session) -> None:
     ).scalar_one()
     first = last - len(pending) + 1
     at = datetime.now(UTC)
+    ids = new_ids(len(pending))
+    # The table, not the ORM class: a plain executemany, without the ORM's
+    # bulk-insert bookkeeping per row (a third of a large write's cost).
     session.execute(
-        insert(Event),
+        insert(_EVENTS),
         [
             {
                 "position": first + offset,
-                "id": new_id(),
+                "id": ids[offset],
                 "type": item.type,
                 "occurred_at": at,
                 "actor": item.actor,

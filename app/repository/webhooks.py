@@ -129,6 +129,11 @@ async def delete_webhook(session: AsyncSession, *, webhook_id: str) -> bool:
     return result.first() is not None
 
 
+async def any_enabled(session: AsyncSession) -> bool:
+    query = select(Webhook.id).where(Webhook.enabled.is_(True)).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
 async def behind(session: AsyncSession, *, position: int) -> bool:
     """Whether an enabled endpoint has events up to `position` still to queue."""
     query = select(Webhook.id).where(Webhook.enabled.is_(True), Webhook.cursor < position)

@@ -268,14 +268,23 @@ async def retry_delivery(
 # --- the steps of delivering ------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Work:
+    # Anything to queue or send now.
+    due: bool
+    # Any enabled endpoint: without one, a new event brings no work.
+    endpoints: bool
+
+
 @retried
-async def has_work(session: AsyncSession) -> bool:
+async def has_work(session: AsyncSession) -> Work:
     """Whether there is anything to queue or send now; a read, so idle processes take no lock."""
     async with session.begin():
+        endpoints = await repo.any_enabled(session)
         position = (await event_repo.counter(session)).position
         if await repo.behind(session, position=position):
-            return True
-        return bool(await repo.due_endpoints(session, now=now(), limit=1))
+            return Work(True, endpoints)
+        return Work(bool(await repo.due_endpoints(session, now=now(), limit=1)), endpoints)
 
 
 @retried

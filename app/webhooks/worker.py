@@ -69,6 +69,8 @@ class Deliverer:
             backoff_max=settings.webhook_backoff_max_seconds,
         )
         self._held: set[str] = set()
+        # Whether the last look found an enabled endpoint (see _idle).
+        self._endpoints = True
         self._tasks: list[asyncio.Task[None]] = []
         self._client = httpx.AsyncClient(
             follow_redirects=False,
@@ -94,7 +96,9 @@ class Deliverer:
 
     async def run_once(self) -> bool:
         """Queue what is new, then make one delivery; False when there was none to make."""
-        if not await webhooks.has_work(self._database.reader()):
+        work = await webhooks.has_work(self._database.reader())
+        self._endpoints = work.endpoints
+        if not work.due:
             return False
         async with self._database.writer() as session:
             await webhooks.fan_out(session)
@@ -130,7 +134,10 @@ class Deliverer:
                 await self._idle()
 
     async def _idle(self) -> None:
-        if self._bell is None:
+        # With no endpoint to send to, a committed event is no work: waking
+        # every sender at each commit would only cost the writers' CPU. A new
+        # endpoint is seen at the next look, within IDLE_SECONDS.
+        if self._bell is None or not self._endpoints:
             await asyncio.sleep(IDLE_SECONDS)
             return
         with contextlib.suppress(TimeoutError):
