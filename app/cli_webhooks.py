@@ -75,14 +75,20 @@ def set_enabled(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def rotate(args: argparse.Namespace, settings: Settings) -> int:
-    secret = cli._with_session(
+    rotation = cli._with_session(
         settings,
         lambda session: webhooks.rotate_secret(
-            session, actor=cli._operator(), box=webhooks.secret_box(settings), webhook_id=args.id
+            session,
+            actor=cli._operator(),
+            box=webhooks.secret_box(settings),
+            webhook_id=args.id,
+            overlap=settings.webhook_secret_overlap,
         ),
     )
-    print(f"webhook {args.id}: new signing secret, shown this once:", file=sys.stderr)
-    print(secret)
+    until = rotation.previous_valid_until
+    overlap = f"; the previous one signs too until {until.isoformat()}" if until else ""
+    print(f"webhook {args.id}: new signing secret, shown this once{overlap}:", file=sys.stderr)
+    print(rotation.secret)
     return 0
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.statement import OWN_READER, SHARED_SESSION
@@ -100,8 +101,9 @@ def create_database(settings: Settings) -> Database:
             engine,
             expire_on_commit=False,
             autoflush=False,
-            # Writes the events a use case queued as its transaction commits.
-            sync_session_class=EventSession,
+            # Writes the events a use case queued as its transaction commits
+            # (with events off, a plain session: what was queued is dropped).
+            sync_session_class=EventSession if settings.events else Session,
         ),
         reader=reader,
         fast_reader=fast_reader,

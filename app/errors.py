@@ -227,6 +227,14 @@ class CursorExpired(DomainError):
         self.cursor = cursor
 
 
+class EventsOff(DomainError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This server records no change events (GROUPED_USERS_EVENTS=false): "
+            "there is no feed to read."
+        )
+
+
 class WebhookNotFound(NotFound):
     def __init__(self, webhook_id: str) -> None:
         super().__init__(f"There is no webhook {webhook_id!r}.")

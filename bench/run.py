@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -185,6 +185,7 @@ class DatabaseRun:
     ceilings: list[Load] = field(default_factory=list)
     timed: list[Timed] = field(default_factory=list)
     max_worker_peak_rss_mb: float = 0.0
+    events: EventsCost | None = None
 
     def scenario(self, key: str) -> ScenarioResult | None:
         return next((found for found in self.scenarios if found.key == key), None)
@@ -403,7 +404,7 @@ class Directories:
         return self._made[key]
 
 
-def prepare_sqlite(directory: Directory) -> str:
+def prepare_sqlite(directory: Directory, name: str = "run-sqlite") -> str:
     """A fresh copy of the seeded SQLite file; the seeded original is kept for the next run."""
     DATA.mkdir(parents=True, exist_ok=True)
     seeded = DATA / f"seed-{directory.key}-r{head_revision()}.db"
@@ -415,7 +416,7 @@ def prepare_sqlite(directory: Directory) -> str:
         migrate(f"sqlite:///{partial}")
         seed_sqlite(partial, directory)
         partial.rename(seeded)
-    run = DATA / "run-sqlite.db"
+    run = DATA / f"{name}.db"
     for stale in (run, Path(f"{run}-wal"), Path(f"{run}-shm")):
         stale.unlink(missing_ok=True)
     shutil.copyfile(seeded, run)
@@ -600,6 +601,68 @@ class Bench:
                 check_members(members),
             )
 
+    def events_cost(self, directory: Directory, scenarios: Sequence[Scenario]) -> EventsCost:
+        """The writes with events on and off, side by side; then reading the feed."""
+        say("  events on vs off (GROUPED_USERS_EVENTS), alternating servers")
+        cost = EventsCost()
+        servers = {
+            state: Server(
+                f"grouped-users-sqlite-events-{state}",
+                [sys.executable, "-m", "app", "serve", "--workers", str(WORKERS), "--host", HOST],
+                server_env(
+                    database_url=prepare_sqlite(directory, f"run-sqlite-events-{state}"),
+                    auth="disabled",
+                    log_level="warning",
+                    events="true" if state == "on" else "false",
+                ),
+                ready="/healthz",
+            )
+            for state in ("on", "off")
+        }
+        try:
+            for server in servers.values():
+                server.start()
+            if httpx.get(f"{servers['off'].url}/events", timeout=10).status_code != 404:
+                raise BenchError("events are not off on the events-off server")
+            for scenario in scenarios:
+                if scenario.key not in ("post_users", "mix"):
+                    continue
+                rates: dict[str, list[float]] = {"on": [], "off": []}
+                for number in range(EVENTS_ROUNDS):
+                    order = ("on", "off") if number % 2 == 0 else ("off", "on")
+                    for state in order:
+                        # Unique userids per run: each run's own tag.
+                        args = list(scenario.args)
+                        at = 2 if scenario.key == "mix" else 0
+                        args[at] = f"{args[at]}{state}{number}"
+                        run = replace(scenario, args=tuple(args))
+                        rates[state].append(
+                            run_wrk(self.wrk, servers[state].url, run, self.seconds).rps
+                        )
+                cost.writes[scenario.key] = (scenario.label, rates["on"], rates["off"])
+                say(
+                    f"  {scenario.label:<44} on {rates['on']}  off {rates['off']} req/s  "
+                    f"cost {cost.cost(scenario.key):+.1%}"
+                )
+            for state, server in servers.items():
+                scratch = DatabaseRun("sqlite", directory.users, directory.groups, {}, 0.0)
+                self.timed(scratch, server, directory)
+                put = next(t for t in scratch.timed if t.label.startswith("PUT "))
+                if state == "on":
+                    cost.put_on = put
+                else:
+                    cost.put_off = put
+            events, pages, seconds = _read_feed(servers["on"].url)
+            cost.feed_events, cost.feed_pages, cost.feed_seconds = events, pages, seconds
+            say(
+                f"  GET /events, pages of {FEED_PAGE:,}: {events:,} events in {seconds:.2f} s, "
+                f"{events / seconds:,.0f} events/s"
+            )
+        finally:
+            for server in servers.values():
+                server.stop()
+        return cost
+
     def database(self, database: str, users: int, groups: int, *, full: bool = True) -> DatabaseRun:
         directory = self.seeds.get(users, groups)
         started = time.monotonic()
@@ -628,7 +691,113 @@ class Bench:
                 self.timed(run, server, directory)
         finally:
             server.stop()
+        if full and database == "sqlite":
+            run.events = self.events_cost(directory, scenarios)
         return run
+
+
+# -- change events: writes with events on and off, reading the feed --------------------
+
+TARGET_EVENTS_COST = 0.10
+TARGET_FEED_EVENTS_S = 20_000.0
+FEED_PAGE = 1000
+# Rounds of (on, off) per write scenario; the order flips each round, so
+# that drift of the machine's load falls on both sides alike.
+EVENTS_ROUNDS = 2
+
+
+@dataclass
+class EventsCost:
+    """The same writes on two servers from copies of one seed: events on, and off.
+
+    "Off" is the documented setting GROUPED_USERS_EVENTS=false (writers get
+    plain sessions, so nothing is queued or written): the production code
+    minus exactly the event writing, not a bench-only path.
+    """
+
+    # scenario key -> (label, [req/s with events on], [req/s with events off])
+    writes: dict[str, tuple[str, list[float], list[float]]] = field(default_factory=dict)
+    put_on: Timed | None = None
+    put_off: Timed | None = None
+    feed_events: int = 0
+    feed_pages: int = 0
+    feed_seconds: float = 0.0
+
+    def cost(self, key: str) -> float:
+        _, on, off = self.writes[key]
+        return 1 - statistics.mean(on) / statistics.mean(off)
+
+
+def _read_feed(url: str) -> tuple[int, int, float]:
+    """Every event from the oldest kept, in pages of FEED_PAGE: (events, pages, seconds)."""
+    count = pages = 0
+    after: str | None = None
+    with httpx.Client(base_url=url, timeout=60.0) as client:
+        started = time.perf_counter()
+        while True:
+            params = {"limit": str(FEED_PAGE)} | ({"after": after} if after else {})
+            answer = client.get("/events", params=params)
+            if answer.status_code != 200:
+                raise BenchError(f"GET /events: {answer.status_code} {answer.text[:300]}")
+            page = answer.json()
+            pages += 1
+            if not page["items"]:
+                return count, pages, time.perf_counter() - started
+            count += len(page["items"])
+            after = page["next_cursor"]
+
+
+def _events_targets(run: DatabaseRun) -> list[Target]:
+    cost = run.events
+    if cost is None:
+        return []
+    found = []
+    for key, (label, on, off) in cost.writes.items():
+        found.append(
+            Target(
+                f"{label}: events cost <= {TARGET_EVENTS_COST:.0%} of the throughput without",
+                f"{statistics.mean(on):,.0f} vs {statistics.mean(off):,.0f} req/s: "
+                f"{cost.cost(key):+.1%} cost",
+                cost.cost(key) <= TARGET_EVENTS_COST,
+            )
+        )
+    if cost.feed_seconds:
+        rate = cost.feed_events / cost.feed_seconds
+        found.append(
+            Target(
+                f"reading the feed >= {TARGET_FEED_EVENTS_S:,.0f} events/s "
+                f"(pages of {FEED_PAGE:,})",
+                f"{rate:,.0f} events/s ({cost.feed_events:,} events, {cost.feed_pages} pages)",
+                rate >= TARGET_FEED_EVENTS_S,
+            )
+        )
+    if cost.put_on is not None and cost.put_off is not None:
+        found.append(
+            Target(
+                f"PUT /groups/{{g}} with {PUT_MEMBERS:,} members and its events < "
+                f"{TARGET_PUT_S:g} s (slowest)",
+                f"{cost.put_on.max_s:.3f} s (events off: {cost.put_off.max_s:.3f} s)",
+                cost.put_on.max_s < TARGET_PUT_S,
+            )
+        )
+    return found
+
+
+def _events_lines(run: DatabaseRun) -> list[str]:
+    cost = run.events
+    if cost is None:
+        return []
+    lines = [
+        "",
+        "| events on vs off (alternating runs) | on req/s | off req/s | cost |",
+        "|---|--:|--:|--:|",
+    ]
+    for key, (label, on, off) in cost.writes.items():
+        lines.append(
+            f"| {label} | {' / '.join(f'{x:,.0f}' for x in on)} | "
+            f"{' / '.join(f'{x:,.0f}' for x in off)} | {cost.cost(key):+.1%} |"
+        )
+    return lines
 
 
 # -- targets and reports -----------------------------------------------------------------
@@ -687,6 +856,7 @@ def targets(run: DatabaseRun, million: DatabaseRun | None) -> list[Target]:
                     timed.max_s < TARGET_PUT_S,
                 )
             )
+    found += _events_targets(run)
     found.append(
         Target(
             f"RSS per worker < {TARGET_RSS_MB:g} MB (the target is at 1,000,000 users)",
@@ -838,6 +1008,7 @@ def markdown(
                 f"| {t.label} | {_ms(t.median_s * 1000)} | {_ms(t.max_s * 1000)} |"
                 for t in run.timed
             ]
+        lines += _events_lines(run)
         lines += ["", "| target | measured | |", "|---|---|---|"]
         lines += [f"| {t.goal} | {t.measured} | {_met(t.met)} |" for t in found]
         lines.append("")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,17 +166,9 @@ async def test_upgrading_keeps_every_row(empty_database: Database) -> None:
     drop the old one, and with foreign keys on, its memberships with it.
     """
     engine = empty_database.engine
-    config = alembic_config()
-
-    def to(revision: str) -> Any:
-        def run(connection: Connection) -> None:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-
-        return run
 
     async with engine.begin() as connection:
-        await connection.run_sync(to("0002"))
+        await connection.run_sync(_upgrade_to("0002"))
         await connection.execute(
             text(
                 "INSERT INTO users (id, userid, first_name, last_name, search_names, version)"
@@ -207,6 +199,17 @@ async def test_upgrading_keeps_every_row(empty_database: Database) -> None:
                 )
             )
         assert new_id == 3
+
+
+def _upgrade_to(revision: str) -> Callable[[Connection], None]:
+    """Alembic's upgrade to `revision`, on a connection given to run_sync."""
+    config = alembic_config()
+
+    def run(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    return run
 
 
 async def _contents(engine: AsyncEngine) -> dict[str, list[Any]]:
@@ -297,3 +300,43 @@ async def test_only_the_unique_key_serves_an_equality_lookup_of_userids(postgres
         await database.dispose()
     assert any("Seq Scan on users" in line for line in lines), lines
     assert not any("Index" in line for line in lines), lines
+
+
+async def test_upgrading_keeps_every_webhook_and_its_deliveries(empty_database: Database) -> None:
+    """The previous-secret columns leave endpoints and their queued deliveries whole.
+
+    On SQLite a recreated webhooks table would take its deliveries with it
+    (ON DELETE CASCADE).
+    """
+    engine = empty_database.engine
+
+    webhooks = "SELECT id, url, enabled, secret, cursor FROM webhooks ORDER BY id"
+    deliveries = "SELECT webhook_id, event_position, state FROM webhook_deliveries ORDER BY id"
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade_to("0006"))
+        await connection.execute(
+            text(
+                "INSERT INTO webhooks (id, url, enabled, created_at, secret, cursor)"
+                " VALUES ('wh_1', 'https://example.com/h', true, '2026-01-02 03:04:05',"
+                " 'whsec_c2VjcmV0', 7)"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO webhook_deliveries (webhook_id, event_position, event_id, state,"
+                " attempts, created_at, next_attempt_at) VALUES ('wh_1', 7, 'evt_1', 'pending',"
+                " 0, '2026-01-02 03:04:05', '2026-01-02 03:04:05')"
+            )
+        )
+        before = {
+            "webhooks": (await connection.execute(text(webhooks))).all(),
+            "deliveries": (await connection.execute(text(deliveries))).all(),
+        }
+
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+    async with engine.begin() as connection:
+        assert (await connection.execute(text(webhooks))).all() == before["webhooks"]
+        assert (await connection.execute(text(deliveries))).all() == before["deliveries"]
+        added = "SELECT previous_secret, previous_secret_until FROM webhooks"
+        assert (await connection.execute(text(added))).all() == [(None, None)]

@@ -40,14 +40,32 @@ def emit(session: AsyncSession, *, actor: Actor, type: str, data: Any) -> None:
 
 
 def memberships(
-    session: AsyncSession, *, actor: Actor, added: bool, pairs: Iterable[tuple[str, str]]
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    added: bool,
+    pairs: Iterable[tuple[str, str]],
+    activation: bool = False,
 ) -> None:
-    """One membership.added (or .removed) per (group, userid), in the order given."""
+    """One membership.added (or .removed) per (group, userid), in the order given.
+
+    The feed shows memberships as the core API does, and an inactive user's
+    are hidden there: so each of these events is dropped at commit if its
+    user is inactive then, whichever door wrote it (a membership.added
+    downstream would grant access). `activation` says these events are the
+    (de)activation itself, which shows or hides them all: they always go.
+    """
     type_ = "membership.added" if added else "membership.removed"
     event_repo.queue(
         session,
         [
-            Pending(type_, {"group": group, "userid": userid}, actor.name, actor.request_id)
+            Pending(
+                type_,
+                {"group": group, "userid": userid},
+                actor.name,
+                actor.request_id,
+                unless_inactive=None if activation else userid,
+            )
             for group, userid in pairs
         ],
     )

@@ -172,7 +172,7 @@ async def update_user(
             before=before.model_dump(),
             after=record.model_dump(),
         )
-        _emit_changes(session, actor, before, record)
+        _emit_changes(session, actor, before, record, active=user.active)
     return Tagged(_as_shown(record, user.active), etag(user.id, version))
 
 
@@ -203,12 +203,16 @@ async def delete_user(
         check(if_match, f"User {userid!r}", user.id, user.version)
         current = await memberships.group_ids_of(session, user_id=user.id)
         await lock_in_order(session, groups=current - before)
-        gone = UserRecord(
+        stored = UserRecord(
             first_name=user.first_name,
             last_name=user.last_name,
             userid=userid,
             groups=await group_repo.names_of(session, ids=sorted(current)),
         )
+        # The feed's view: an inactive user's memberships were never shown, so
+        # their going is no news (and the row is gone before the commit could
+        # tell its events to drop them).
+        gone = _as_shown(stored, user.active)
         # The memberships go by cascade; the groups they leave have changed.
         await group_repo.bump(session, ids=sorted(current))
         await user_repo.delete_user(session, user_id=user.id)
@@ -217,7 +221,7 @@ async def delete_user(
             actor=actor,
             action="user.delete",
             resource=f"users/{userid}",
-            before=gone.model_dump(),
+            before=stored.model_dump(),
         )
         # The cascade's memberships go first, then the user.
         events.memberships(
@@ -227,9 +231,13 @@ async def delete_user(
 
 
 def _emit_changes(
-    session: AsyncSession, actor: Actor, before: UserRecord, after: UserRecord
+    session: AsyncSession, actor: Actor, before: UserRecord, after: UserRecord, *, active: bool
 ) -> None:
-    """The membership events of a change, then user.updated if the names changed."""
+    """The membership events of a change, then user.updated if the names changed.
+
+    The record in user.updated is as GET shows it; the membership events of
+    an inactive user are dropped as the transaction commits (events.memberships).
+    """
     userid = after.userid
     was, now = set(before.groups), set(after.groups)
     events.memberships(
@@ -240,5 +248,5 @@ def _emit_changes(
     )
     changed = [f for f in ("first_name", "last_name") if getattr(before, f) != getattr(after, f)]
     if changed:
-        data = after.model_dump() | {"changed": changed}
+        data = _as_shown(after, active).model_dump() | {"changed": changed}
         events.emit(session, actor=actor, type="user.updated", data=data)
