@@ -1,7 +1,7 @@
 """The floor app: GET /users/{userid} answered by a bare FastAPI route over asyncpg.
 
 What the lookup costs with nothing of ours around it: a pool of asyncpg
-connections per worker (as many as the server's default pool), ONE
+connections per worker (as many as the server's prepared reader), ONE
 prepared statement that builds the user record's JSON in PostgreSQL (the
 same text the real server sends), and the uvicorn options of
 `grouped-users serve`. The bench reports PostgreSQL lookups as a ratio to
@@ -36,7 +36,14 @@ FROM users u WHERE u.userid = $1
 """
 
 DATABASE_URL = "GROUPED_USERS_FLOOR_DATABASE_URL"
-POOL_SIZE = 20  # the server's default db_pool_size
+# As the server's prepared reader (app.reads.prepared) keeps them: its
+# default db_read_pool_size, and no reset query when a connection goes back
+# (a single SELECT leaves nothing to reset): a floor for the same work.
+POOL_SIZE = 10
+
+
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    return None
 
 
 def create_app() -> FastAPI:
@@ -45,7 +52,9 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(url, min_size=POOL_SIZE, max_size=POOL_SIZE)
+        pool = await asyncpg.create_pool(
+            url, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=_no_reset
+        )
         state["pool"] = pool
         try:
             yield

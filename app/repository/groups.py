@@ -134,13 +134,3 @@ async def lock_of_user(session: AsyncSession, *, userid: str) -> set[int]:
         .with_for_update(key_share=True)
     )
     return set(rows)
-
-
-async def names_of(session: AsyncSession, *, ids: Sequence[int]) -> list[str]:
-    """The sorted names of these groups."""
-    if not ids:
-        return []
-    rows = await session.scalars(
-        select(Group.name).where(in_list(session, Group.id, ids, BigInteger())).order_by(Group.name)
-    )
-    return list(rows)
