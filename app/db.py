@@ -72,7 +72,7 @@ def create_database(settings: Settings) -> Database:
             path.parent.mkdir(parents=True, exist_ok=True)
     else:
         options |= {
-            "pool_size": settings.db_pool_size,
+            "pool_size": settings.db_pool_size - _read_pool_size(settings),
             # No overflow: an overflow connection is closed as soon as it is
             # returned to a full pool, and under load PostgreSQL then forks a
             # backend per request; that churn made GET /users/{id}'s p99 1.5 s
@@ -90,9 +90,10 @@ def create_database(settings: Settings) -> Database:
         if path is not None and engine.dialect.name == "sqlite"
         else None
     )
+    read_size = _read_pool_size(settings)
     prepared_reader = (
-        PreparedReader(settings.database_url, size=settings.db_read_pool_size)
-        if engine.dialect.name == "postgresql"
+        PreparedReader(settings.database_url, size=read_size)
+        if engine.dialect.name == "postgresql" and read_size > 0
         else None
     )
     info: dict[str, Any] = {}
@@ -124,6 +125,16 @@ def create_database(settings: Settings) -> Database:
         prepared_reader=prepared_reader,
         shared_statement_session=_shared(reader) if info else None,
     )
+
+
+def _read_pool_size(settings: Settings) -> int:
+    """PostgreSQL: the prepared reader's share of the process's db_pool_size connections.
+
+    Half of them, so that a process keeps to its budget (several workers
+    times the pool must stay under the server's max_connections); none
+    with a pool of one, when point lookups go through the session too.
+    """
+    return 0 if settings.is_sqlite else settings.db_pool_size // 2
 
 
 def _shared(reader: async_sessionmaker[AsyncSession]) -> AsyncSession:

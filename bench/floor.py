@@ -36,8 +36,8 @@ FROM users u WHERE u.userid = $1
 """
 
 DATABASE_URL = "GROUPED_USERS_FLOOR_DATABASE_URL"
-# As the server's prepared reader (app.reads.prepared) keeps them: its
-# default db_read_pool_size, and no reset query when a connection goes back
+# As the server's prepared reader (app.reads.prepared) keeps them: half of
+# its default db_pool_size, and no reset query when a connection goes back
 # (a single SELECT leaves nothing to reset): a floor for the same work.
 POOL_SIZE = 10
 
