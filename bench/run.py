@@ -45,7 +45,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import cursors
 from app.migrations import head_revision
-from bench.seed import PUT_GROUP, Directory, generate, seed_postgres, seed_sqlite, userid
+from bench import statements
+from bench.seed import (
+    PUT_GROUP,
+    Directory,
+    generate,
+    group_name,
+    seed_postgres,
+    seed_sqlite,
+    userid,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -80,6 +89,12 @@ TARGET_PUT_S = 1.0
 TARGET_MILLION_COST = 1.2
 TARGET_DEEP_PAGE = 0.9
 TARGET_RSS_MB = 150.0
+# PostgreSQL, against the floor app (bench/floor.py) and by statement count.
+TARGET_FLOOR_RATIO = 0.8
+TARGET_FLOOR_P99 = 1.2
+TARGET_PG_POST_RPS = 1_200.0
+TARGET_PG_POST_P99_MS = 100.0
+TARGET_PG_WRITE_STATEMENTS = 4
 
 
 _STARTED = time.monotonic()
@@ -158,6 +173,19 @@ class ScenarioResult:
 
 
 @dataclass
+class FloorResult:
+    """GET /users/{id} on PostgreSQL between two runs of the floor app (bench/floor.py)."""
+
+    loads: list[Load]
+    rps: float
+    p99_ms: float
+    floor_rps: float
+    floor_p99_ms: float
+    ratio: float
+    p99_ratio: float
+
+
+@dataclass
 class Timed:
     """Sequential requests on one connection, timed from Python."""
 
@@ -186,6 +214,11 @@ class DatabaseRun:
     timed: list[Timed] = field(default_factory=list)
     max_worker_peak_rss_mb: float = 0.0
     events: EventsCost | None = None
+    # PostgreSQL: the floor app's runs of GET /users/{id}, around ours.
+    floors: list[Load] = field(default_factory=list)
+    floor: FloorResult | None = None
+    # PostgreSQL: statements per write request, BEGIN/COMMIT left out (bench/statements.py).
+    statements: dict[str, int] = field(default_factory=dict)
 
     def scenario(self, key: str) -> ScenarioResult | None:
         return next((found for found in self.scenarios if found.key == key), None)
@@ -687,6 +720,12 @@ class Bench:
                 # The million-user variant: the reads, no writes, no timed runs.
                 scenarios = [s for s in scenarios if s.key in MILLION_SCENARIOS]
             self.series(run, server, scenarios, users)
+            if database == "postgresql":
+                self.against_floor(run, server, url, users)
+                run.statements = statements.run(
+                    url, userid=f"s{run_tag}", groups=[group_name(0), group_name(1)]
+                )
+                say(f"  statements per request: {run.statements}")
             if full:
                 self.timed(run, server, directory)
         finally:
@@ -694,6 +733,40 @@ class Bench:
         if full and database == "sqlite":
             run.events = self.events_cost(directory, scenarios)
         return run
+
+    def against_floor(self, run: DatabaseRun, server: Server, url: str, users: int) -> None:
+        """floor, ours, floor, ours, floor on GET /users/{id}: ours as a ratio to the floor."""
+        floor = Server(
+            "floor",
+            [
+                sys.executable, "-m", "bench.floor", "--workers", str(WORKERS), "--host", HOST,
+                "--database-url", url,
+            ],
+            server_env(),
+            ready=f"/users/{userid(0)}",
+        )  # fmt: skip
+        scenario = Scenario("get_user", "GET /users/{id}", "get_user.lua", args=(str(users),))
+        try:
+            floor.start()
+            run_wrk(self.wrk, floor.url, scenario, 1)
+            run.floors.append(run_wrk(self.wrk, floor.url, scenario, self.seconds))
+            loads = []
+            for _ in range(2):
+                loads.append(run_wrk(self.wrk, server.url, scenario, self.seconds))
+                run.floors.append(run_wrk(self.wrk, floor.url, scenario, self.seconds))
+        finally:
+            floor.stop()
+        rps = statistics.mean(load.rps for load in loads)
+        p99 = statistics.mean(load.p99_ms for load in loads)
+        floor_rps = statistics.mean(load.rps for load in run.floors)
+        floor_p99 = statistics.mean(load.p99_ms for load in run.floors)
+        found = FloorResult(loads, rps, p99, floor_rps, floor_p99, rps / floor_rps, p99 / floor_p99)
+        run.floor = found
+        say(
+            f"  {'GET /users/{id} against the floor':<44} {rps:>9,.0f} req/s  "
+            f"{found.ratio:5.2f}x floor ({floor_rps:,.0f})  p99 {p99:7.1f} ms "
+            f"({found.p99_ratio:.2f}x the floor's {floor_p99:.1f} ms)"
+        )
 
 
 # -- change events: writes with events on and off, reading the feed --------------------
@@ -821,9 +894,48 @@ def _ratio_target(run: DatabaseRun, note: str) -> list[Target]:
     ]
 
 
+def _postgres_targets(run: DatabaseRun) -> list[Target]:
+    found = []
+    if run.floor is not None:
+        floor = run.floor
+        found += [
+            Target(
+                f"PostgreSQL GET /users/{{id}} >= {TARGET_FLOOR_RATIO}x the floor app",
+                f"{floor.ratio:.2f}x ({floor.rps:,.0f} vs {floor.floor_rps:,.0f} req/s)",
+                floor.ratio >= TARGET_FLOOR_RATIO,
+            ),
+            Target(
+                f"PostgreSQL GET /users/{{id}} p99 <= {TARGET_FLOOR_P99}x the floor's",
+                f"{floor.p99_ratio:.2f}x ({floor.p99_ms:.1f} vs {floor.floor_p99_ms:.1f} ms)",
+                floor.p99_ratio <= TARGET_FLOOR_P99,
+            ),
+        ]
+    post = run.scenario("post_users")
+    if post is not None:
+        found.append(
+            Target(
+                f"PostgreSQL POST /users/{{new}} >= {TARGET_PG_POST_RPS:,.0f} req/s, "
+                f"p99 < {TARGET_PG_POST_P99_MS:g} ms",
+                f"{post.load.rps:,.0f} req/s, p99 {post.load.p99_ms:.1f} ms",
+                post.load.rps >= TARGET_PG_POST_RPS and post.load.p99_ms < TARGET_PG_POST_P99_MS,
+            )
+        )
+    for label, count in run.statements.items():
+        found.append(
+            Target(
+                f"PostgreSQL {label} <= {TARGET_PG_WRITE_STATEMENTS} statements + BEGIN/COMMIT",
+                f"{count} statements",
+                count <= TARGET_PG_WRITE_STATEMENTS if label != "POST /users/{new}" else None,
+            )
+        )
+    return found
+
+
 def targets(run: DatabaseRun, million: DatabaseRun | None) -> list[Target]:
     note = "" if run.database == "sqlite" else " (the target is for SQLite)"
     found = _ratio_target(run, note)
+    if run.database == "postgresql":
+        found += _postgres_targets(run)
     first, deep = run.scenario("list_first"), run.scenario("list_deep")
     if first and deep:
         # Each against its own ceiling runs, so that drift between the two cancels.
@@ -1009,6 +1121,17 @@ def markdown(
                 for t in run.timed
             ]
         lines += _events_lines(run)
+        if run.floor is not None:
+            floor = run.floor
+            lines += [
+                "",
+                "| against the floor app (bench/floor.py) | req/s | floor req/s | ratio "
+                "| p99 ms | floor p99 ms | p99 ratio |",
+                "|---|--:|--:|--:|--:|--:|--:|",
+                f"| GET /users/{{id}} | {floor.rps:,.0f} | {floor.floor_rps:,.0f} | "
+                f"{_ratio(floor.ratio)} | {_ms(floor.p99_ms)} | {_ms(floor.floor_p99_ms)} | "
+                f"{floor.p99_ratio:.2f} |",
+            ]
         lines += ["", "| target | measured | |", "|---|---|---|"]
         lines += [f"| {t.goal} | {t.measured} | {_met(t.met)} |" for t in found]
         lines.append("")

@@ -46,12 +46,37 @@ async def test_reads_that_can_scan_never_run_on_the_loop(
     assert len(on_the_loop) == (2 if database.fast_reader is not None else 0)
 
 
+@pytest.mark.parametrize("settings", ["postgresql"], indirect=True)
+async def test_point_lookups_on_postgresql_take_the_prepared_reader_and_scans_do_not(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    assert database.prepared_reader is not None
+    prepared: list[str] = []
+    database.prepared_reader.listeners.append(lambda sql, _parameters: prepared.append(sql))
+    await create_group(client, "admins")
+    await create_user(client, "jsmith", ["admins"])
+    for url in ["/users?q=smi", "/users?group=admins", "/groups"]:
+        assert (await client.get(url)).status_code == 200
+    assert prepared == []
+    user = await client.get("/users/jsmith")
+    assert user.json() == {
+        "first_name": "Jsmith",
+        "last_name": "Tester",
+        "userid": "jsmith",
+        "groups": ["admins"],
+    }
+    group = await client.get("/groups/admins")
+    assert group.json() == ["jsmith"]
+    assert (await client.get("/users/nobody")).status_code == 404
+    assert len(prepared) == 3
+
+
 async def test_the_shared_session_refuses_a_read_that_needs_a_transaction(
     database: Database,
 ) -> None:
     session = database.statement_reader()
     if database.shared_statement_session is None:
-        # PostgreSQL: every statement reader is a session of its own.
+        # No point reader (a SQLite database in memory): a session of its own.
         assert await user_reads.page(session, after=None, limit=1, search="x") == []
         return
     with pytest.raises(SharedSessionMisuse):
@@ -146,6 +171,9 @@ async def test_a_point_read_too_long_for_the_loop_runs_on_the_drivers_thread(
     members = response.json()
     assert len(members) == 20_000
     assert members == sorted(members)
-    # Tried on the loop where there is a fast reader, stopped, then read by the driver.
+    # Tried on the loop where there is a fast reader, stopped, then read by the
+    # driver; on PostgreSQL the prepared reader (asyncpg, never on the loop's
+    # thread) answers it without the engine.
     assert len(on_the_loop) == (1 if database.fast_reader is not None else 0)
-    assert any("memberships" in statement for statement in through_driver)
+    read_by_engine = any("memberships" in statement for statement in through_driver)
+    assert read_by_engine == (database.fast_reader is not None)

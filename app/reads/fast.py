@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import ClauseElement
 
 # The key under which a reader session carries the FastReader (Session.info).
@@ -64,16 +65,19 @@ def compile_sqlite(statement: ClauseElement) -> str:
 Converters = tuple[Callable[[Any], Any] | None, ...] | None
 
 
-def sqlite_converters(statement: Select[*tuple[Any, ...]]) -> Converters:
-    """How to turn the sqlite3 module's values into those SQLAlchemy would give.
+def result_converters(
+    statement: Select[*tuple[Any, ...]], dialect: Dialect = _DIALECT
+) -> Converters:
+    """How to turn the driver's values into those SQLAlchemy would give.
 
     The sqlite3 module hands back what is stored (a DateTime is ISO text);
     the types' own result processors make them Python values again, so a
-    read answers the same whichever path ran it. None when no column needs
-    one, which is every hot read: nothing is done per row then.
+    read answers the same whichever path ran it (asyncpg's, on PostgreSQL).
+    None when no column needs one, which is every hot read: nothing is
+    done per row then.
     """
     converters = tuple(
-        column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
         for column in statement.selected_columns
     )
     return converters if any(converters) else None

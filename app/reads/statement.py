@@ -16,8 +16,9 @@ from app.reads.fast import (
     FastReader,
     TooLongForTheLoop,
     compile_sqlite,
-    sqlite_converters,
+    result_converters,
 )
+from app.reads.prepared import PREPARED_READER, CompiledRead, PreparedReader
 
 # Session.info key of the one session all point lookups share (app.db): it
 # can carry no transaction, since many requests use it at the same time.
@@ -48,8 +49,9 @@ class SingleRead:
 
     `point`: an indexed lookup of at most a few rows, which on SQLite runs
     on the fast reader (app.reads.fast) in autocommit mode, on the event
-    loop's thread. Any other read, and every read on PostgreSQL, runs in a
-    transaction of its own through the driver. The caller opens no
+    loop's thread, and on PostgreSQL on the prepared reader
+    (app.reads.prepared: asyncpg's prepared statements, autocommit). Any
+    other read runs in a transaction of its own through the driver. The caller opens no
     transaction: a single statement is atomic by itself, and on the hot
     path every context manager and call counts.
     """
@@ -58,7 +60,8 @@ class SingleRead:
         self.point = point
         self._statements = {name: build(name) for name in ("postgresql", "sqlite")}
         self._sqlite_sql = compile_sqlite(self._statements["sqlite"])
-        self._converters = sqlite_converters(self._statements["sqlite"])
+        self._converters = result_converters(self._statements["sqlite"])
+        self._prepared = CompiledRead(self._statements["postgresql"])
 
     async def rows(
         self, session: AsyncSession, parameters: dict[str, Any], *, timeout_ms: int | None = None
@@ -83,6 +86,9 @@ class SingleRead:
                 if self._converters is None:
                     return rows
                 return [self._convert(row) for row in rows]
+            prepared: PreparedReader | None = session.info.get(PREPARED_READER)
+            if prepared is not None:
+                return await prepared.rows(self._prepared, parameters)
         if session.info.get(SHARED_SESSION):
             raise SharedSessionMisuse("only point lookups may use the shared session")
         return await self._through_driver(session, parameters, timeout_ms=timeout_ms)

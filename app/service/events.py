@@ -45,15 +45,16 @@ def memberships(
     actor: Actor,
     added: bool,
     pairs: Iterable[tuple[str, str]],
-    activation: bool = False,
+    decided: bool = False,
 ) -> None:
     """One membership.added (or .removed) per (group, userid), in the order given.
 
     The feed shows memberships as the core API does, and an inactive user's
     are hidden there: so each of these events is dropped at commit if its
     user is inactive then, whichever door wrote it (a membership.added
-    downstream would grant access). `activation` says these events are the
-    (de)activation itself, which shows or hides them all: they always go.
+    downstream would grant access). `decided`: the writer knows these are
+    shown, and they always go: the (de)activation itself, which shows or
+    hides them all, or a deleted user's, already left out when inactive.
     """
     type_ = "membership.added" if added else "membership.removed"
     event_repo.queue(
@@ -64,7 +65,7 @@ def memberships(
                 {"group": group, "userid": userid},
                 actor.name,
                 actor.request_id,
-                unless_inactive=None if activation else userid,
+                unless_inactive=None if decided else userid,
             )
             for group, userid in pairs
         ],

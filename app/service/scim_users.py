@@ -255,7 +255,7 @@ async def change_user(
                 actor=actor,
                 added=wanted.active,
                 pairs=[(name, userid) for name, _ in after.groups],
-                activation=True,
+                decided=True,
             )
         events.emit(
             session, actor=actor, type="user.updated", data=_record(after) | {"changed": fields}

@@ -205,8 +205,10 @@ async def test_import(client: httpx.AsyncClient, database: Database) -> None:
 async def test_a_large_change_writes_its_events_a_batch_per_statement(
     client: httpx.AsyncClient, database: Database
 ) -> None:
-    # Between two statements the event loop serves other requests, so the
-    # events of one large change are never written by one long statement.
+    # On SQLite, between two statements the event loop serves other requests,
+    # so the events of one large change are never written by one long
+    # statement. PostgreSQL writes them with the audit entry in the one
+    # statement at commit, its rows one JSON parameter (app.repository.events).
     await insert_many_users(database, 2500)
     await create_group(client, "everyone")
     start = await cursor(client)
@@ -223,7 +225,7 @@ async def test_a_large_change_writes_its_events_a_batch_per_statement(
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record_insert)
     assert response.status_code == 200, response.text
-    assert inserts == [1000, 1000, 500]
+    assert inserts == ([1000, 1000, 500] if database.dialect == "sqlite" else [])
     # One event per member, in order, all in the feed.
     written, _ = await read_all(client, start)
     assert kinds(written) == [
