@@ -9,31 +9,13 @@ import sys
 from typing import Any
 
 from app import cli
-from app.errors import InvalidWebhook
 from app.service import webhooks
 from app.service.events import TYPES
 from app.settings import Settings
-from app.webhooks import addresses
-from app.webhooks.signing import SecretBox
-
-
-def _box(settings: Settings) -> SecretBox:
-    key = settings.secret_key
-    return SecretBox(key.get_secret_value() if key is not None else None)
 
 
 def _checked(settings: Settings, url: str) -> str:
-    try:
-        asyncio.run(
-            addresses.check(
-                url,
-                allow_http=settings.webhook_allow_http,
-                allow_private=settings.webhook_allow_private,
-            )
-        )
-    except addresses.RefusedURL as exc:
-        raise InvalidWebhook("url", str(exc)) from None
-    return url
+    return asyncio.run(webhooks.checked_url(settings, url))
 
 
 def _types(text: str | None) -> list[str] | None:
@@ -52,7 +34,7 @@ def create(args: argparse.Namespace, settings: Settings) -> int:
         lambda session: webhooks.create_webhook(
             session,
             actor=cli._operator(),
-            box=_box(settings),
+            box=webhooks.secret_box(settings),
             url=url,
             types=_types(args.types),
             description=args.description,
@@ -93,14 +75,20 @@ def set_enabled(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def rotate(args: argparse.Namespace, settings: Settings) -> int:
-    secret = cli._with_session(
+    rotation = cli._with_session(
         settings,
         lambda session: webhooks.rotate_secret(
-            session, actor=cli._operator(), box=_box(settings), webhook_id=args.id
+            session,
+            actor=cli._operator(),
+            box=webhooks.secret_box(settings),
+            webhook_id=args.id,
+            overlap=settings.webhook_secret_overlap,
         ),
     )
-    print(f"webhook {args.id}: new signing secret, shown this once:", file=sys.stderr)
-    print(secret)
+    until = rotation.previous_valid_until
+    overlap = f"; the previous one signs too until {until.isoformat()}" if until else ""
+    print(f"webhook {args.id}: new signing secret, shown this once{overlap}:", file=sys.stderr)
+    print(rotation.secret)
     return 0
 
 

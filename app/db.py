@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from app.group_commit import COMMITTER, Committer, WriterConnection
 from app.reads.fast import FAST_READER, FastReader
-from app.reads.statement import SHARED_SESSION
+from app.reads.prepared import PREPARED_READER, PreparedReader
+from app.reads.statement import OWN_READER, SHARED_SESSION
 from app.repository.events import EventSession
 from app.settings import Settings
 
@@ -34,7 +36,9 @@ class Database:
     reader: async_sessionmaker[AsyncSession]
     # SQLite files only: single-statement reads on the event loop's thread.
     fast_reader: FastReader | None = None
-    # With the fast reader: the one session of every single-statement read.
+    # PostgreSQL only: point lookups on asyncpg's prepared statements.
+    prepared_reader: PreparedReader | None = None
+    # With either reader: the one session of every point lookup.
     shared_statement_session: AsyncSession | None = None
     # SQLite files only: runs the writes of concurrent use cases in shared
     # transactions, one COMMIT for many (app.group_commit).
@@ -43,8 +47,9 @@ class Database:
     def statement_reader(self) -> AsyncSession:
         """A session for a point lookup of app.reads (SingleRead with point=True).
 
-        On the fast reader such a read never begins the session's transaction
-        (the session only carries the reader, in Session.info), so one session
+        On the fast reader (or the prepared reader) such a read never begins
+        the session's transaction (the session only carries the reader, in
+        Session.info), so one session
         made at start serves all of them at once: making a session per lookup
         was about a tenth of its cost. Its autobegin is off, and a read that
         needs a transaction refuses it, so a misuse fails loudly. Elsewhere:
@@ -62,6 +67,8 @@ class Database:
         if self.committer is not None:
             await self.committer.close()
             self.committer.engine.dispose()
+        if self.prepared_reader is not None:
+            await self.prepared_reader.close()
         await self.engine.dispose()
 
 
@@ -73,7 +80,7 @@ def create_database(settings: Settings) -> Database:
             path.parent.mkdir(parents=True, exist_ok=True)
     else:
         options |= {
-            "pool_size": settings.db_pool_size,
+            "pool_size": settings.db_pool_size - _read_pool_size(settings),
             # No overflow: an overflow connection is closed as soon as it is
             # returned to a full pool, and under load PostgreSQL then forks a
             # backend per request; that churn made GET /users/{id}'s p99 1.5 s
@@ -91,6 +98,17 @@ def create_database(settings: Settings) -> Database:
         if path is not None and engine.dialect.name == "sqlite"
         else None
     )
+    read_size = _read_pool_size(settings)
+    prepared_reader = (
+        PreparedReader(settings.database_url, size=read_size)
+        if engine.dialect.name == "postgresql" and read_size > 0
+        else None
+    )
+    info: dict[str, Any] = {}
+    if fast_reader is not None:
+        info[FAST_READER] = fast_reader
+    if prepared_reader is not None:
+        info[PREPARED_READER] = prepared_reader
     reader = async_sessionmaker(
         read_engine,
         expire_on_commit=False,
@@ -99,7 +117,7 @@ def create_database(settings: Settings) -> Database:
         # reader): a stray statement outside one is an error, never a
         # connection left checked out (app.web.sessions.reader_session).
         autobegin=False,
-        info={FAST_READER: fast_reader} if fast_reader is not None else {},
+        info=info,
     )
     # Not for an in-memory database: its connections share one (StaticPool).
     committer = _committer(engine, settings) if fast_reader is not None else None
@@ -109,8 +127,9 @@ def create_database(settings: Settings) -> Database:
             engine,
             expire_on_commit=False,
             autoflush=False,
-            # Writes the events a use case queued as its transaction commits.
-            sync_session_class=EventSession,
+            # Writes the events a use case queued as its transaction commits
+            # (with events off, a plain session: what was queued is dropped).
+            sync_session_class=EventSession if settings.events else Session,
             # With a committer, a use case's session is bound for its turn to
             # the batch's connection, already in a transaction: it joins it
             # through a SAVEPOINT (app.service.common.transaction).
@@ -119,14 +138,26 @@ def create_database(settings: Settings) -> Database:
         ),
         reader=reader,
         fast_reader=fast_reader,
-        shared_statement_session=_shared(reader) if fast_reader is not None else None,
+        prepared_reader=prepared_reader,
+        shared_statement_session=_shared(reader) if info else None,
         committer=committer,
     )
+
+
+def _read_pool_size(settings: Settings) -> int:
+    """PostgreSQL: the prepared reader's share of the process's db_pool_size connections.
+
+    Half of them, so that a process keeps to its budget (several workers
+    times the pool must stay under the server's max_connections); none
+    with a pool of one, when point lookups go through the session too.
+    """
+    return 0 if settings.is_sqlite else settings.db_pool_size // 2
 
 
 def _shared(reader: async_sessionmaker[AsyncSession]) -> AsyncSession:
     session = reader()
     session.info[SHARED_SESSION] = True
+    session.info[OWN_READER] = reader
     return session
 
 

@@ -181,6 +181,17 @@ class NotCommitted(Busy):
         super().__init__("The change could not be committed; nothing was changed. Retry.")
 
 
+class SearchTimedOut(DomainError):
+    """A search ran over its time limit and was stopped; nothing was changed."""
+
+    def __init__(self, limit_ms: int) -> None:
+        super().__init__(
+            f"The search took longer than its limit of {limit_ms} ms and was stopped;"
+            " narrow it (a q of three characters or more uses the substring index)."
+        )
+        self.limit_ms = limit_ms
+
+
 class Unauthenticated(DomainError):
     """No credentials, or ones that are not (or no longer) valid; never says which."""
 
@@ -227,6 +238,14 @@ class CursorExpired(DomainError):
             "you read them (GET /events/cursor gives a fresh one)."
         )
         self.cursor = cursor
+
+
+class EventsOff(DomainError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This server records no change events (GROUPED_USERS_EVENTS=false): "
+            "there is no feed to read."
+        )
 
 
 class WebhookNotFound(NotFound):

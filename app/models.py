@@ -213,6 +213,10 @@ class Webhook(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # "whsec_..." or, with GROUPED_USERS_SECRET_KEY set, its Fernet token.
     secret: Mapped[str] = mapped_column(String(512))
+    # After a rotation deliveries are signed with the previous secret too
+    # until then (stored as `secret` is), so receivers can switch without a gap.
+    previous_secret: Mapped[str | None] = mapped_column(String(512))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cursor: Mapped[int] = mapped_column(BigInteger)
     # A delivering process holds the endpoint until then (one in flight).
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

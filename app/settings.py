@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/grouped-users.db"
+DEFAULT_SEARCH_TIMEOUT_MS = 5_000
 
 # Plain URLs as other tools write them, mapped to the async drivers we ship.
 _ASYNC_DRIVERS = {
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     auth: Literal["required", "disabled"] = "required"
     max_list_length: int = Field(default=50_000, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A search (GET /users?q=) is stopped in the database after this long:
+    # the request's time limit cannot stop a statement that is running.
+    search_timeout_ms: int = Field(default=DEFAULT_SEARCH_TIMEOUT_MS, ge=1, le=600_000)
     # The connection layer of each worker (app.connections): the request line
     # and headers of one request, the time they may take to arrive, and the
     # connections one worker holds open at once.
@@ -53,6 +57,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1)
     # Browser origins allowed to call the API; none (CORS off) unless listed.
     cors_origins: list[str] = Field(default_factory=list)
+    # Write change events (the feed and webhooks). Off, writes record none and
+    # /events answers 404 events_off: for a deployment that needs neither.
+    events: bool = True
     # Change events are kept this long (seconds, or ISO 8601 such as P30D).
     event_retention: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
     # Webhooks: plain http:// and private or loopback receivers are refused
@@ -67,6 +74,9 @@ class Settings(BaseSettings):
     # The first retry waits about this long, each next one twice as long (jittered).
     webhook_backoff_seconds: float = Field(default=5.0, gt=0)
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # After a secret rotation deliveries carry a signature with the previous
+    # secret too, this long (0: the old secret stops at once).
+    webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
     # Deliver webhooks from this process (every server process does by default).
     webhook_deliver: bool = True
     # Encrypts webhook signing secrets in the database (any text; a Fernet key is derived).
@@ -79,6 +89,10 @@ class Settings(BaseSettings):
         if not sep:
             raise ValueError("must be a URL such as sqlite:///./data/grouped-users.db")
         return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
+
+    @property
+    def webhook_secret_overlap(self) -> timedelta:
+        return timedelta(hours=self.webhook_secret_overlap_hours)
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,16 +29,21 @@ class Record(BaseModel):
 RECORD = Record(first_name="Joe", last_name="Smith", userid="jsmith", groups=["admins", "users"])
 
 
-def create_app() -> FastAPI:
-    # The same FastAPI options that bear on a request as app.api.create_app:
-    # no OpenTelemetry hooks, no slash redirects, no docs.
-    app = FastAPI(
+def bare_app(**options: Any) -> FastAPI:
+    """FastAPI with the options that bear on a request as app.api.create_app sets them:
+    no OpenTelemetry hooks, no slash redirects, no docs (the floor app shares it)."""
+    return FastAPI(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        **options,
     )
+
+
+def create_app() -> FastAPI:
+    app = bare_app()
 
     @app.get("/users/{userid}", response_model=Record)
     async def get_user(userid: str) -> Record:
@@ -46,16 +52,22 @@ def create_app() -> FastAPI:
     return app
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.ceiling", description=__doc__)
+def arguments(prog: str, description: str | None, port: int) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
-    # As app.cli.serve calls it; loop and http stay "auto" (uvloop, httptools) in both.
+    return parser
+
+
+def serve(factory: str, args: argparse.Namespace) -> None:
+    """Serve the app `factory` makes as app.cli.serve serves ours.
+
+    Loop and HTTP implementation stay "auto" (uvloop, httptools), as in the server.
+    """
     uvicorn.run(
-        "bench.ceiling:create_app",
+        factory,
         factory=True,
         host=args.host,
         port=args.port,
@@ -64,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    serve(
+        "bench.ceiling:create_app",
+        arguments("python -m bench.ceiling", __doc__, 8100).parse_args(argv),
     )
 
 

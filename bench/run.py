@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -45,7 +45,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import cursors
 from app.migrations import head_revision
-from bench.seed import PUT_GROUP, Directory, generate, seed_postgres, seed_sqlite, userid
+from bench import statements
+from bench.seed import (
+    PUT_GROUP,
+    Directory,
+    generate,
+    group_name,
+    seed_postgres,
+    seed_sqlite,
+    userid,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -85,6 +94,12 @@ TARGET_POST_RPS = 1_500.0
 TARGET_POST_P99_MS = 100.0
 TARGET_MIX_RATIO = 0.4
 TARGET_MIX_P99_MS = 50.0
+# PostgreSQL, against the floor app (bench/floor.py) and by statement count.
+TARGET_FLOOR_RATIO = 0.8
+TARGET_FLOOR_P99 = 1.2
+TARGET_PG_POST_RPS = 1_200.0
+TARGET_PG_POST_P99_MS = 100.0
+TARGET_PG_WRITE_STATEMENTS = 4
 
 
 _STARTED = time.monotonic()
@@ -163,6 +178,19 @@ class ScenarioResult:
 
 
 @dataclass
+class FloorResult:
+    """GET /users/{id} on PostgreSQL between two runs of the floor app (bench/floor.py)."""
+
+    loads: list[Load]
+    rps: float
+    p99_ms: float
+    floor_rps: float
+    floor_p99_ms: float
+    ratio: float
+    p99_ratio: float
+
+
+@dataclass
 class Timed:
     """Sequential requests on one connection, timed from Python."""
 
@@ -190,6 +218,12 @@ class DatabaseRun:
     ceilings: list[Load] = field(default_factory=list)
     timed: list[Timed] = field(default_factory=list)
     max_worker_peak_rss_mb: float = 0.0
+    events: EventsCost | None = None
+    # PostgreSQL: the floor app's runs of GET /users/{id}, around ours.
+    floors: list[Load] = field(default_factory=list)
+    floor: FloorResult | None = None
+    # PostgreSQL: statements per write request, BEGIN/COMMIT left out (bench/statements.py).
+    statements: dict[str, int] = field(default_factory=dict)
 
     def scenario(self, key: str) -> ScenarioResult | None:
         return next((found for found in self.scenarios if found.key == key), None)
@@ -408,7 +442,7 @@ class Directories:
         return self._made[key]
 
 
-def prepare_sqlite(directory: Directory) -> str:
+def prepare_sqlite(directory: Directory, name: str = "run-sqlite") -> str:
     """A fresh copy of the seeded SQLite file; the seeded original is kept for the next run."""
     DATA.mkdir(parents=True, exist_ok=True)
     seeded = DATA / f"seed-{directory.key}-r{head_revision()}.db"
@@ -420,7 +454,7 @@ def prepare_sqlite(directory: Directory) -> str:
         migrate(f"sqlite:///{partial}")
         seed_sqlite(partial, directory)
         partial.rename(seeded)
-    run = DATA / "run-sqlite.db"
+    run = DATA / f"{name}.db"
     for stale in (run, Path(f"{run}-wal"), Path(f"{run}-shm")):
         stale.unlink(missing_ok=True)
     shutil.copyfile(seeded, run)
@@ -605,6 +639,68 @@ class Bench:
                 check_members(members),
             )
 
+    def events_cost(self, directory: Directory, scenarios: Sequence[Scenario]) -> EventsCost:
+        """The writes with events on and off, side by side; then reading the feed."""
+        say("  events on vs off (GROUPED_USERS_EVENTS), alternating servers")
+        cost = EventsCost()
+        servers = {
+            state: Server(
+                f"grouped-users-sqlite-events-{state}",
+                [sys.executable, "-m", "app", "serve", "--workers", str(WORKERS), "--host", HOST],
+                server_env(
+                    database_url=prepare_sqlite(directory, f"run-sqlite-events-{state}"),
+                    auth="disabled",
+                    log_level="warning",
+                    events="true" if state == "on" else "false",
+                ),
+                ready="/healthz",
+            )
+            for state in ("on", "off")
+        }
+        try:
+            for server in servers.values():
+                server.start()
+            if httpx.get(f"{servers['off'].url}/events", timeout=10).status_code != 404:
+                raise BenchError("events are not off on the events-off server")
+            for scenario in scenarios:
+                if scenario.key not in ("post_users", "mix"):
+                    continue
+                rates: dict[str, list[float]] = {"on": [], "off": []}
+                for number in range(EVENTS_ROUNDS):
+                    order = ("on", "off") if number % 2 == 0 else ("off", "on")
+                    for state in order:
+                        # Unique userids per run: each run's own tag.
+                        args = list(scenario.args)
+                        at = 2 if scenario.key == "mix" else 0
+                        args[at] = f"{args[at]}{state}{number}"
+                        run = replace(scenario, args=tuple(args))
+                        rates[state].append(
+                            run_wrk(self.wrk, servers[state].url, run, self.seconds).rps
+                        )
+                cost.writes[scenario.key] = (scenario.label, rates["on"], rates["off"])
+                say(
+                    f"  {scenario.label:<44} on {rates['on']}  off {rates['off']} req/s  "
+                    f"cost {cost.cost(scenario.key):+.1%}"
+                )
+            for state, server in servers.items():
+                scratch = DatabaseRun("sqlite", directory.users, directory.groups, {}, 0.0)
+                self.timed(scratch, server, directory)
+                put = next(t for t in scratch.timed if t.label.startswith("PUT "))
+                if state == "on":
+                    cost.put_on = put
+                else:
+                    cost.put_off = put
+            events, pages, seconds = _read_feed(servers["on"].url)
+            cost.feed_events, cost.feed_pages, cost.feed_seconds = events, pages, seconds
+            say(
+                f"  GET /events, pages of {FEED_PAGE:,}: {events:,} events in {seconds:.2f} s, "
+                f"{events / seconds:,.0f} events/s"
+            )
+        finally:
+            for server in servers.values():
+                server.stop()
+        return cost
+
     def database(self, database: str, users: int, groups: int, *, full: bool = True) -> DatabaseRun:
         directory = self.seeds.get(users, groups)
         started = time.monotonic()
@@ -629,11 +725,157 @@ class Bench:
                 # The million-user variant: the reads, no writes, no timed runs.
                 scenarios = [s for s in scenarios if s.key in MILLION_SCENARIOS]
             self.series(run, server, scenarios, users)
+            if database == "postgresql":
+                self.against_floor(run, server, url, users)
+                run.statements = statements.run(
+                    url, userid=f"s{run_tag}", groups=[group_name(0), group_name(1)]
+                )
+                say(f"  statements per request: {run.statements}")
             if full:
                 self.timed(run, server, directory)
         finally:
             server.stop()
+        if full and database == "sqlite":
+            run.events = self.events_cost(directory, scenarios)
         return run
+
+    def against_floor(self, run: DatabaseRun, server: Server, url: str, users: int) -> None:
+        """floor, ours, floor, ours, floor on GET /users/{id}: ours as a ratio to the floor."""
+        floor = Server(
+            "floor",
+            [
+                sys.executable, "-m", "bench.floor", "--workers", str(WORKERS), "--host", HOST,
+                "--database-url", url,
+            ],
+            server_env(),
+            ready=f"/users/{userid(0)}",
+        )  # fmt: skip
+        scenario = Scenario("get_user", "GET /users/{id}", "get_user.lua", args=(str(users),))
+        try:
+            floor.start()
+            run_wrk(self.wrk, floor.url, scenario, 1)
+            run.floors.append(run_wrk(self.wrk, floor.url, scenario, self.seconds))
+            loads = []
+            for _ in range(2):
+                loads.append(run_wrk(self.wrk, server.url, scenario, self.seconds))
+                run.floors.append(run_wrk(self.wrk, floor.url, scenario, self.seconds))
+        finally:
+            floor.stop()
+        rps = statistics.mean(load.rps for load in loads)
+        p99 = statistics.mean(load.p99_ms for load in loads)
+        floor_rps = statistics.mean(load.rps for load in run.floors)
+        floor_p99 = statistics.mean(load.p99_ms for load in run.floors)
+        found = FloorResult(loads, rps, p99, floor_rps, floor_p99, rps / floor_rps, p99 / floor_p99)
+        run.floor = found
+        say(
+            f"  {'GET /users/{id} against the floor':<44} {rps:>9,.0f} req/s  "
+            f"{found.ratio:5.2f}x floor ({floor_rps:,.0f})  p99 {p99:7.1f} ms "
+            f"({found.p99_ratio:.2f}x the floor's {floor_p99:.1f} ms)"
+        )
+
+
+# -- change events: writes with events on and off, reading the feed --------------------
+
+TARGET_EVENTS_COST = 0.10
+TARGET_FEED_EVENTS_S = 20_000.0
+FEED_PAGE = 1000
+# Rounds of (on, off) per write scenario; the order flips each round, so
+# that drift of the machine's load falls on both sides alike.
+EVENTS_ROUNDS = 2
+
+
+@dataclass
+class EventsCost:
+    """The same writes on two servers from copies of one seed: events on, and off.
+
+    "Off" is the documented setting GROUPED_USERS_EVENTS=false (writers get
+    plain sessions, so nothing is queued or written): the production code
+    minus exactly the event writing, not a bench-only path.
+    """
+
+    # scenario key -> (label, [req/s with events on], [req/s with events off])
+    writes: dict[str, tuple[str, list[float], list[float]]] = field(default_factory=dict)
+    put_on: Timed | None = None
+    put_off: Timed | None = None
+    feed_events: int = 0
+    feed_pages: int = 0
+    feed_seconds: float = 0.0
+
+    def cost(self, key: str) -> float:
+        _, on, off = self.writes[key]
+        return 1 - statistics.mean(on) / statistics.mean(off)
+
+
+def _read_feed(url: str) -> tuple[int, int, float]:
+    """Every event from the oldest kept, in pages of FEED_PAGE: (events, pages, seconds)."""
+    count = pages = 0
+    after: str | None = None
+    with httpx.Client(base_url=url, timeout=60.0) as client:
+        started = time.perf_counter()
+        while True:
+            params = {"limit": str(FEED_PAGE)} | ({"after": after} if after else {})
+            answer = client.get("/events", params=params)
+            if answer.status_code != 200:
+                raise BenchError(f"GET /events: {answer.status_code} {answer.text[:300]}")
+            page = answer.json()
+            pages += 1
+            if not page["items"]:
+                return count, pages, time.perf_counter() - started
+            count += len(page["items"])
+            after = page["next_cursor"]
+
+
+def _events_targets(run: DatabaseRun) -> list[Target]:
+    cost = run.events
+    if cost is None:
+        return []
+    found = []
+    for key, (label, on, off) in cost.writes.items():
+        found.append(
+            Target(
+                f"{label}: events cost <= {TARGET_EVENTS_COST:.0%} of the throughput without",
+                f"{statistics.mean(on):,.0f} vs {statistics.mean(off):,.0f} req/s: "
+                f"{cost.cost(key):+.1%} cost",
+                cost.cost(key) <= TARGET_EVENTS_COST,
+            )
+        )
+    if cost.feed_seconds:
+        rate = cost.feed_events / cost.feed_seconds
+        found.append(
+            Target(
+                f"reading the feed >= {TARGET_FEED_EVENTS_S:,.0f} events/s "
+                f"(pages of {FEED_PAGE:,})",
+                f"{rate:,.0f} events/s ({cost.feed_events:,} events, {cost.feed_pages} pages)",
+                rate >= TARGET_FEED_EVENTS_S,
+            )
+        )
+    if cost.put_on is not None and cost.put_off is not None:
+        found.append(
+            Target(
+                f"PUT /groups/{{g}} with {PUT_MEMBERS:,} members and its events < "
+                f"{TARGET_PUT_S:g} s (slowest)",
+                f"{cost.put_on.max_s:.3f} s (events off: {cost.put_off.max_s:.3f} s)",
+                cost.put_on.max_s < TARGET_PUT_S,
+            )
+        )
+    return found
+
+
+def _events_lines(run: DatabaseRun) -> list[str]:
+    cost = run.events
+    if cost is None:
+        return []
+    lines = [
+        "",
+        "| events on vs off (alternating runs) | on req/s | off req/s | cost |",
+        "|---|--:|--:|--:|",
+    ]
+    for key, (label, on, off) in cost.writes.items():
+        lines.append(
+            f"| {label} | {' / '.join(f'{x:,.0f}' for x in on)} | "
+            f"{' / '.join(f'{x:,.0f}' for x in off)} | {cost.cost(key):+.1%} |"
+        )
+    return lines
 
 
 # -- targets and reports -----------------------------------------------------------------
@@ -681,9 +923,48 @@ def _write_targets(run: DatabaseRun, note: str) -> list[Target]:
     return found
 
 
+def _postgres_targets(run: DatabaseRun) -> list[Target]:
+    found = []
+    if run.floor is not None:
+        floor = run.floor
+        found += [
+            Target(
+                f"PostgreSQL GET /users/{{id}} >= {TARGET_FLOOR_RATIO}x the floor app",
+                f"{floor.ratio:.2f}x ({floor.rps:,.0f} vs {floor.floor_rps:,.0f} req/s)",
+                floor.ratio >= TARGET_FLOOR_RATIO,
+            ),
+            Target(
+                f"PostgreSQL GET /users/{{id}} p99 <= {TARGET_FLOOR_P99}x the floor's",
+                f"{floor.p99_ratio:.2f}x ({floor.p99_ms:.1f} vs {floor.floor_p99_ms:.1f} ms)",
+                floor.p99_ratio <= TARGET_FLOOR_P99,
+            ),
+        ]
+    post = run.scenario("post_users")
+    if post is not None:
+        found.append(
+            Target(
+                f"PostgreSQL POST /users/{{new}} >= {TARGET_PG_POST_RPS:,.0f} req/s, "
+                f"p99 < {TARGET_PG_POST_P99_MS:g} ms",
+                f"{post.load.rps:,.0f} req/s, p99 {post.load.p99_ms:.1f} ms",
+                post.load.rps >= TARGET_PG_POST_RPS and post.load.p99_ms < TARGET_PG_POST_P99_MS,
+            )
+        )
+    for label, count in run.statements.items():
+        found.append(
+            Target(
+                f"PostgreSQL {label} <= {TARGET_PG_WRITE_STATEMENTS} statements + BEGIN/COMMIT",
+                f"{count} statements",
+                count <= TARGET_PG_WRITE_STATEMENTS if label != "POST /users/{new}" else None,
+            )
+        )
+    return found
+
+
 def targets(run: DatabaseRun, million: DatabaseRun | None) -> list[Target]:
     note = "" if run.database == "sqlite" else " (the target is for SQLite)"
     found = _ratio_target(run, note) + _write_targets(run, note)
+    if run.database == "postgresql":
+        found += _postgres_targets(run)
     first, deep = run.scenario("list_first"), run.scenario("list_deep")
     if first and deep:
         # Each against its own ceiling runs, so that drift between the two cancels.
@@ -716,6 +997,7 @@ def targets(run: DatabaseRun, million: DatabaseRun | None) -> list[Target]:
                     timed.max_s < TARGET_PUT_S,
                 )
             )
+    found += _events_targets(run)
     found.append(
         Target(
             f"RSS per worker < {TARGET_RSS_MB:g} MB (the target is at 1,000,000 users)",
@@ -866,6 +1148,18 @@ def markdown(
             lines += [
                 f"| {t.label} | {_ms(t.median_s * 1000)} | {_ms(t.max_s * 1000)} |"
                 for t in run.timed
+            ]
+        lines += _events_lines(run)
+        if run.floor is not None:
+            floor = run.floor
+            lines += [
+                "",
+                "| against the floor app (bench/floor.py) | req/s | floor req/s | ratio "
+                "| p99 ms | floor p99 ms | p99 ratio |",
+                "|---|--:|--:|--:|--:|--:|--:|",
+                f"| GET /users/{{id}} | {floor.rps:,.0f} | {floor.floor_rps:,.0f} | "
+                f"{_ratio(floor.ratio)} | {_ms(floor.p99_ms)} | {_ms(floor.floor_p99_ms)} | "
+                f"{floor.p99_ratio:.2f} |",
             ]
         lines += ["", "| target | measured | |", "|---|---|---|"]
         lines += [f"| {t.goal} | {t.measured} | {_met(t.met)} |" for t in found]

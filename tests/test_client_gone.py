@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from tests.support.live_server import (
-    LOOPBACK,
     LiveServer,
     fresh_postgres_async,
     postgres_server,
     serving,
     snapshot,
 )
+from tests.support.sockets import LOOPBACK, json_head
 
 pytestmark = pytest.mark.anyio
 
@@ -48,11 +48,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def _hang_up_mid_body(
     server: LiveServer, method: str, path: str, body: bytes, rid: str
 ) -> None:
-    head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        f"X-Request-ID: {rid}\r\n\r\n"
-    ).encode()
+    head = json_head(method, path, body, {"X-Request-ID": rid})
     _, writer = await asyncio.open_connection(LOOPBACK, server.port)
     writer.write(head + body[: len(body) // 2])
     await writer.drain()

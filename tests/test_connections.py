@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.live_server import LOOPBACK, LiveServer, fresh_postgres, read_response, serving
+from tests.support.live_server import LiveServer, served_database, serving
+from tests.support.sockets import LOOPBACK, Connection, get, json_head, read_response, request_head
 
 pytestmark = pytest.mark.anyio
 
@@ -31,8 +32,6 @@ CLOSE_WITHIN = 15.0
 ANSWER_TIMEOUT = 10.0
 HEADER_TIMEOUT = "1"
 
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
@@ -41,11 +40,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'grouped-users.db'}"
-        return
-    with fresh_postgres(request.getfixturevalue("postgres_url"), "grouped_users_conn") as url:
-        yield url
+    yield from served_database(request, tmp_path, "grouped_users_conn")
 
 
 def _problem(status: int, headers: dict[str, str], body: bytes, expected: int, code: str) -> None:
@@ -162,7 +157,7 @@ async def test_a_connection_quiet_after_a_response_is_closed(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     env = {"GROUPED_USERS_HEADER_TIMEOUT_SECONDS": HEADER_TIMEOUT}
-    request = f"GET /healthz HTTP/1.1\r\nHost: {LOOPBACK}\r\n\r\n".encode()
+    request = request_head("GET", "/healthz")
     async with serving(sqlite_url, tmp_path, env=env) as server:
         idle_reader, idle = await asyncio.open_connection(LOOPBACK, server.port)
         reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
@@ -193,10 +188,7 @@ async def _open(port: int, count: int) -> list[Connection]:
 
 
 async def _healthz_on(connection: Connection) -> int:
-    reader, writer = connection
-    writer.write(f"GET /healthz HTTP/1.1\r\nHost: {LOOPBACK}\r\n\r\n".encode())
-    await writer.drain()
-    status, _, _ = await asyncio.wait_for(read_response(reader), ANSWER_TIMEOUT)
+    status, _, _ = await get(connection, "/healthz", ANSWER_TIMEOUT)
     return status
 
 
@@ -258,25 +250,17 @@ async def test_keep_alive_and_pipelined_clients_still_work(
         try:
             # Requests on one connection, with pauses below the limit, for longer than it.
             body = json.dumps({"first_name": "K", "last_name": "A"}).encode()
-            writer.write(
-                f"POST /users/kept HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            writer.write(json_head("POST", "/users/kept", body) + body)
             status, headers, _ = await asyncio.wait_for(read_response(reader), ANSWER_TIMEOUT)
             assert status == 201
             for _ in range(5):
                 await asyncio.sleep(0.4)
-                writer.write(f"GET /users/kept HTTP/1.1\r\nHost: {LOOPBACK}\r\n\r\n".encode())
-                status, headers, _ = await asyncio.wait_for(read_response(reader), ANSWER_TIMEOUT)
+                status, headers, _ = await get((reader, writer), "/users/kept", ANSWER_TIMEOUT)
                 assert status == 200
                 assert headers.get("connection") != "close"
             # Three requests in one write: three answers, in order.
             writer.write(
-                b"".join(
-                    f"GET /groups/{name} HTTP/1.1\r\nHost: {LOOPBACK}\r\n\r\n".encode()
-                    for name in ("nope", "none", "nil")
-                )
+                b"".join(request_head("GET", f"/groups/{name}") for name in ("nope", "none", "nil"))
             )
             for name in ("nope", "none", "nil"):
                 status, _, answer = await asyncio.wait_for(read_response(reader), ANSWER_TIMEOUT)
@@ -284,10 +268,7 @@ async def test_keep_alive_and_pipelined_clients_still_work(
                 assert name in json.loads(answer)["detail"]
             # Headers done, the body comes after more than the limit: the request is not cut.
             body = json.dumps({"first_name": "S", "last_name": "L"}).encode()
-            writer.write(
-                f"POST /users/slowbody HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            )
+            writer.write(json_head("POST", "/users/slowbody", body))
             await writer.drain()
             await asyncio.sleep(2.5)
             writer.write(body)

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from tests.support.helpers import assert_problem
 from tests.support.live_server import fresh_postgres
+from tests.support.sockets import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -45,13 +45,6 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the server, then SIGKILL to its whole process group (workers included)."""
     if process.poll() is None:
@@ -66,7 +59,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def _serving(database_url: str, log: Path) -> Iterator[Server]:
     """`python -m app serve --workers 4` of this tree on a free port, until it answers."""
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()

@@ -37,18 +37,17 @@ from app.service import tokens
 from app.settings import Settings
 from tests.support.helpers import assert_problem
 from tests.support.live_server import (
-    LOOPBACK,
     STOP_TIMEOUT,
     fresh_postgres,
     graceful_exit,
     launch,
-    read_response,
     serving,
     snapshot,
     terminate,
     wait_for_exit,
     wait_until_up,
 )
+from tests.support.sockets import LOOPBACK, connect, free_port, json_head, read_response
 
 pytestmark = pytest.mark.anyio
 
@@ -80,14 +79,6 @@ def _value(samples: list[Sample], name: str, **labels: str) -> float:
         for s in samples
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
     )
-
-
-def _dead_port() -> int:
-    """A loopback port nobody listens on: connecting is refused at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _assert_not_ready(response: httpx.Response, *in_detail: str) -> None:
@@ -127,7 +118,7 @@ async def test_healthz_answers_without_touching_the_database() -> None:
 
 async def test_readyz_is_503_while_the_database_is_unreachable() -> None:
     settings = Settings(
-        database_url=f"postgresql+asyncpg://postgres@{LOOPBACK}:{_dead_port()}/nowhere",
+        database_url=f"postgresql+asyncpg://postgres@{LOOPBACK}:{free_port()}/nowhere",
         auth="disabled",
     )
     database = create_database(settings)
@@ -399,7 +390,7 @@ async def _wait_refused(port: int, within: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
         try:
-            _, probe = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, port), 2)
+            _, probe = await connect(port, 2)
         except (ConnectionRefusedError, TimeoutError):
             return
         probe.close()
@@ -412,11 +403,7 @@ async def _wait_refused(port: int, within: float = 10.0) -> None:
 async def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'gu.db'}"
     body = json.dumps({"first_name": "Slow", "last_name": "Poke", "groups": []}).encode()
-    head = (
-        f"POST /users/slowpoke HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "X-Request-ID: in-flight-at-sigterm\r\n\r\n"
-    ).encode()
+    head = json_head("POST", "/users/slowpoke", body, {"X-Request-ID": "in-flight-at-sigterm"})
     server = launch(url, tmp_path)
     connection: asyncio.StreamWriter | None = None
     try:

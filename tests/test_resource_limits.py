@@ -31,7 +31,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.helpers import assert_problem
-from tests.support.live_server import LOOPBACK, async_url, fresh_postgres, read_response, serving
+from tests.support.live_server import async_url, fresh_postgres, served_database, serving
+from tests.support.sockets import LOOPBACK, Connection, connect, get, read_response
 
 pytestmark = pytest.mark.anyio
 
@@ -48,16 +49,10 @@ SLOW_BYTE_INTERVAL = 0.05
 SLOW_MAX_SECONDS = 20.0
 POOLED_REQUESTS = 24
 
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'grouped-users.db'}"
-        return
-    with fresh_postgres(request.getfixturevalue("postgres_url"), "grouped_users_limits") as url:
-        yield url
+    yield from served_database(request, tmp_path, "grouped_users_limits")
 
 
 @pytest.fixture
@@ -96,10 +91,7 @@ async def _open(port: int, count: int) -> list[Connection]:
         while len(connections) < count:
             batch = min(BATCH, count - len(connections))
             opened = await asyncio.gather(
-                *(
-                    asyncio.wait_for(asyncio.open_connection(LOOPBACK, port), ANSWER_TIMEOUT)
-                    for _ in range(batch)
-                ),
+                *(connect(port, ANSWER_TIMEOUT) for _ in range(batch)),
                 return_exceptions=True,
             )
             connections += [c for c in opened if not isinstance(c, BaseException)]
@@ -118,13 +110,9 @@ def _close(connections: list[Connection]) -> None:
 
 async def _one_request_each(connections: list[Connection], path: str) -> None:
     """One keep-alive GET on every connection, BATCH at a time; each must be a 200."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}\r\n\r\n".encode()
 
     async def once(connection: Connection) -> tuple[int, dict[str, str]]:
-        reader, writer = connection
-        writer.write(request)
-        await writer.drain()
-        status, headers, _ = await asyncio.wait_for(read_response(reader), ANSWER_TIMEOUT)
+        status, headers, _ = await get(connection, path, ANSWER_TIMEOUT)
         return status, headers
 
     for start in range(0, len(connections), BATCH):
@@ -162,7 +150,7 @@ async def test_a_thousand_idle_connections_exhaust_nothing(
 
 async def _slowloris(port: int, stop: asyncio.Event, sending: asyncio.Event) -> int:
     """Headers a byte at a time until told to stop (bounded); then finish and read the answer."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, port), 10)
+    reader, writer = await connect(port, 10)
     try:
         for byte in f"GET /healthz HTTP/1.1\r\nHost: {LOOPBACK}\r\nX-Slow: ".encode():
             writer.write(bytes([byte]))

@@ -19,16 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.sockets import free_port
+
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 POLL = 0.05
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _environment(database: Path, auth: str | None) -> dict[str, str]:
@@ -66,7 +61,7 @@ def _serving(
     tmp_path: Path, host: str, auth: str | None
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`python -m app serve` with stdout and stderr in files; killed at the end."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "app", "serve", "--host", host, "--port", str(port)]
     with (tmp_path / "stdout").open("wb") as out, (tmp_path / "stderr").open("wb") as err:
         process = subprocess.Popen(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,11 @@ import httpx
 import pytest
 
 from app.migrations import head_revision
+from tests.support.sockets import free_port
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 COMMAND_TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _environment(database: Path, **extra: str) -> dict[str, str]:
@@ -41,6 +34,21 @@ def _environment(database: Path, **extra: str) -> dict[str, str]:
     env["GROUPED_USERS_AUTH"] = "disabled"
     env["PYTHONUNBUFFERED"] = "1"
     return env | extra
+
+
+def _run_app(
+    database: Path, cwd: Path, *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m app ARGS` on this database, run to its end (bounded); its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=_environment(database, **extra),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -68,7 +76,7 @@ def _wait_until_up(process: subprocess.Popen[bytes], base_url: str, log: Path) -
 @contextmanager
 def running_server(database: Path, log: Path, workers: int = 1) -> Iterator[httpx.Client]:
     """`python -m app serve` on a free port; stopped with SIGTERM, killed if need be."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
     with log.open("ab") as output:
@@ -131,30 +139,14 @@ def test_data_survives_a_restart(tmp_path: Path, workers: int) -> None:
 
 def test_db_upgrade_creates_a_new_database_at_head(tmp_path: Path) -> None:
     database = tmp_path / "new" / "gu.db"
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "db", "upgrade"],
-        env=_environment(database),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
+    result = _run_app(database, tmp_path, "db", "upgrade")
     assert result.returncode == 0, result.stderr
     head = head_revision()
     assert head is not None
     assert head in result.stdout
     assert database.is_file()
 
-    current = subprocess.run(
-        [sys.executable, "-m", "app", "db", "current"],
-        env=_environment(database),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
+    current = _run_app(database, tmp_path, "db", "current")
     assert current.returncode == 0, current.stderr
     assert head in current.stdout
     assert "head" in current.stdout
@@ -162,14 +154,11 @@ def test_db_upgrade_creates_a_new_database_at_head(tmp_path: Path) -> None:
 
 def test_a_bad_setting_stops_serve_with_a_one_line_message(tmp_path: Path) -> None:
     database = tmp_path / "gu.db"
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(_free_port())],
-        env=_environment(database, GROUPED_USERS_MAX_BODY_BYTES="abc"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
+    result = _run_app(
+        database,
+        tmp_path,
+        *("serve", "--host", "127.0.0.1", "--port", str(free_port())),
+        GROUPED_USERS_MAX_BODY_BYTES="abc",
     )
     assert result.returncode != 0
     message = result.stderr.strip()

@@ -70,6 +70,15 @@ async def _list_limit(request: Request) -> int:
 ListLimit = Annotated[int, Depends(_list_limit)]
 
 
+async def _search_timeout_ms(request: Request) -> int:
+    limit: int = request.app.state.settings.search_timeout_ms
+    return limit
+
+
+# How long a search may run in the database (GROUPED_USERS_SEARCH_TIMEOUT_MS).
+SearchTimeoutMs = Annotated[int, Depends(_search_timeout_ms)]
+
+
 def check_length(field: str, values: Sequence[str] | None, limit: int) -> None:
     if values is not None and len(values) > limit:
         raise ListTooLong(field, len(values), limit)

@@ -6,13 +6,16 @@ What the headers mean is app.preconditions'; this is how FastAPI routes take and
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from app import preconditions
 from app.preconditions import IfMatch
+from app.service.common import Tagged
+
+T = TypeVar("T")
 
 ETAG_HEADER: dict[str, Any] = {
     "ETag": {
@@ -83,3 +86,14 @@ def tagged_json(value: BaseModel | str, etag: str) -> Response:
     """
     body = value if isinstance(value, str) else type(value).__pydantic_serializer__.to_json(value)
     return Response(body, media_type="application/json", headers={"ETag": etag})
+
+
+def conditional_json(request: Request, found: Tagged[str]) -> Response:
+    """A hot GET's answer: 304 when If-None-Match names the ETag, else the JSON text tagged."""
+    return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
+
+
+def tagged(response: Response, stored: Tagged[T]) -> T:
+    """A write's answer: the stored value (for the response_model), its ETag on `response`."""
+    response.headers["ETag"] = stored.etag
+    return stored.value

@@ -5,17 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, JsonValue, WithJsonSchema
 
 from app.api.docs import problem_responses
-from app.errors import CursorExpired, InvalidCursor
+from app.errors import CursorExpired, EventsOff, InvalidCursor
 from app.service import events
 from app.service.events import TYPES, FeedPage
 from app.web.access import GuardedRoute
 from app.web.sessions import ReaderSession, get_database
 
-router = APIRouter(route_class=GuardedRoute, tags=["events"])
+
+def _events_on(request: Request) -> None:
+    if not request.app.state.settings.events:
+        raise EventsOff()
+
+
+router = APIRouter(route_class=GuardedRoute, tags=["events"], dependencies=[Depends(_events_on)])
 
 # The longest wait a request may ask for, within the request time limit.
 MAX_WAIT = 30
@@ -80,7 +86,7 @@ def _page(page: FeedPage) -> dict[str, Any]:
 @router.get(
     "/events",
     response_model=EventPage,
-    responses=problem_responses(CursorExpired("..."), InvalidCursor()),
+    responses=problem_responses(CursorExpired("..."), InvalidCursor(), EventsOff()),
 )
 async def list_events(
     request: Request,
@@ -123,7 +129,7 @@ async def list_events(
     return _page(page)
 
 
-@router.get("/events/cursor", response_model=CursorOut)
+@router.get("/events/cursor", response_model=CursorOut, responses=problem_responses(EventsOff()))
 async def current_cursor(session: ReaderSession) -> CursorOut:
     """The cursor of now: the feed after it holds what changes from here on."""
     return CursorOut(cursor=await events.current_cursor(session))

@@ -19,10 +19,9 @@ from app.api.docs import BODY_ERRORS, problem_responses, validation_example
 from app.api.etags import (
     ETAG_HEADER,
     IfMatchHeader,
+    conditional_json,
     conditional_read,
-    if_none_match,
-    not_modified,
-    tagged_json,
+    tagged,
 )
 from app.errors import (
     GroupExists,
@@ -103,7 +102,7 @@ async def get_group(request: Request) -> Response:
     """List the group's members, sorted; a group with no members answers 404."""
     name: str = request.path_params["name"]
     found = await service.get_members(statement_reader(request), name=name)
-    return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
+    return conditional_json(request, found)
 
 
 @router.post(
@@ -132,8 +131,7 @@ async def create_group(
         raise NonEmptyBody()
     created = await service.create_group(session, actor=actor, name=name)
     response.headers["Location"] = f"/groups/{name}"
-    response.headers["ETag"] = created.etag
-    return created.value
+    return tagged(response, created)
 
 
 @router.put(
@@ -166,8 +164,7 @@ async def replace_group_members(
     stored = await service.replace_members(
         session, actor=actor, name=name, userids=members, if_match=if_match
     )
-    response.headers["ETag"] = stored.etag
-    return stored.value
+    return tagged(response, stored)
 
 
 @router.delete(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from app.api.deps import (
     USERID_PARAMETER,
     ListLimit,
+    SearchTimeoutMs,
     UseridPath,
     check_length,
     statement_reader,
@@ -17,17 +18,17 @@ from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, va
 from app.api.etags import (
     ETAG_HEADER,
     IfMatchHeader,
+    conditional_json,
     conditional_read,
-    if_none_match,
     json_page,
-    not_modified,
-    tagged_json,
+    tagged,
 )
 from app.errors import (
     InvalidCursor,
     InvalidName,
     InvalidSearch,
     NullField,
+    SearchTimedOut,
     UnknownGroups,
     UserExists,
     UseridMismatch,
@@ -37,6 +38,7 @@ from app.names import NO_CONTROL_PATTERN, PERSON_NAME_LENGTH
 from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
+from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 from app.web.access import CurrentActor, GuardedRoute
 from app.web.sessions import ReaderSession, WriterSession
 
@@ -87,7 +89,7 @@ async def get_user(request: Request) -> Response:
     """Fetch a user record; its groups are sorted."""
     userid: str = request.path_params["userid"]
     found = await service.get_user(statement_reader(request), userid=userid)
-    return not_modified(if_none_match(request), found.etag) or tagged_json(found.value, found.etag)
+    return conditional_json(request, found)
 
 
 @router.post(
@@ -118,8 +120,7 @@ async def create_user(
     check_length("groups", record.groups, list_limit)
     created = await service.create_user(session, actor=actor, userid=userid, record=record)
     response.headers["Location"] = f"/users/{userid}"
-    response.headers["ETag"] = created.etag
-    return created.value
+    return tagged(response, created)
 
 
 @router.put(
@@ -146,8 +147,7 @@ async def replace_user(
     stored = await service.replace_user(
         session, actor=actor, userid=userid, record=record, if_match=if_match
     )
-    response.headers["ETag"] = stored.etag
-    return stored.value
+    return tagged(response, stored)
 
 
 @router.patch(
@@ -191,8 +191,7 @@ async def patch_user(
         given_userid=patch.userid,
         if_match=if_match,
     )
-    response.headers["ETag"] = stored.etag
-    return stored.value
+    return tagged(response, stored)
 
 
 @router.delete(
@@ -217,10 +216,12 @@ async def delete_user(
         InvalidCursor(),
         InvalidSearch(),
         validation_example("invalid_query", "limit", "Input should be less than or equal to 1000"),
+        SearchTimedOut(DEFAULT_SEARCH_TIMEOUT_MS),
     ),
 )
 async def list_users(
     session: ReaderSession,
+    search_timeout_ms: SearchTimeoutMs,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
     group: Annotated[str | None, Query(description="Only members of this group.")] = None,
@@ -234,5 +235,12 @@ async def list_users(
     ] = None,
 ) -> Response:
     """List users sorted by userid, a page at a time, optionally filtered."""
-    page = await listing.list_users(session, limit=limit, cursor=cursor, group=group, q=q)
+    page = await listing.list_users(
+        session,
+        limit=limit,
+        cursor=cursor,
+        group=group,
+        q=q,
+        search_timeout_ms=search_timeout_ms,
+    )
     return json_page(page.items, page.next_cursor)

@@ -15,7 +15,6 @@ from app.service.events import TYPES
 from app.settings import Settings
 from app.web.access import AdminRoute, CurrentActor
 from app.web.sessions import ReaderSession, WriterSession
-from app.webhooks import addresses
 from app.webhooks.signing import SecretBox
 
 router = APIRouter(route_class=AdminRoute, tags=["webhooks"])
@@ -69,7 +68,11 @@ class WebhookCreated(WebhookOut):
 
 
 class SecretOut(BaseModel):
-    secret: str
+    secret: str = Field(description="The new secret, whsec_ and base64. Shown once.")
+    previous_valid_until: datetime | None = Field(
+        description="Until then each delivery is signed with the previous secret too "
+        "(GROUPED_USERS_WEBHOOK_SECRET_OVERLAP_HOURS); null: the previous one stopped at once."
+    )
 
 
 class AttemptOut(BaseModel):
@@ -92,21 +95,11 @@ def _settings(request: Request) -> Settings:
 
 
 def _box(request: Request) -> SecretBox:
-    key = _settings(request).secret_key
-    return SecretBox(key.get_secret_value() if key is not None else None)
+    return webhooks.secret_box(_settings(request))
 
 
 async def _checked_url(request: Request, url: str) -> str:
-    settings = _settings(request)
-    try:
-        await addresses.check(
-            url,
-            allow_http=settings.webhook_allow_http,
-            allow_private=settings.webhook_allow_private,
-        )
-    except addresses.RefusedURL as exc:
-        raise InvalidWebhook("url", str(exc)) from None
-    return url
+    return await webhooks.checked_url(_settings(request), url)
 
 
 def _out(info: webhooks.WebhookInfo) -> WebhookOut:
@@ -203,11 +196,21 @@ async def delete_webhook(webhook_id: str, session: WriterSession, actor: Current
 async def rotate_secret(
     webhook_id: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> SecretOut:
-    """A new signing secret, shown this once; deliveries are signed with it from now on."""
-    secret = await webhooks.rotate_secret(
-        session, actor=actor, box=_box(request), webhook_id=webhook_id
+    """A new signing secret, shown this once; deliveries are signed with it from now on.
+
+    The previous secret keeps signing for an overlap (24 hours by default):
+    until `previous_valid_until` each delivery's `webhook-signature` holds two
+    space-separated `v1,` signatures, one per secret, and a receiver accepts
+    it with either. Deploy the new secret to the receiver within the overlap.
+    """
+    rotation = await webhooks.rotate_secret(
+        session,
+        actor=actor,
+        box=_box(request),
+        webhook_id=webhook_id,
+        overlap=_settings(request).webhook_secret_overlap,
     )
-    return SecretOut(secret=secret)
+    return SecretOut(secret=rotation.secret, previous_valid_until=rotation.previous_valid_until)
 
 
 @router.get(

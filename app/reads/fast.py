@@ -8,17 +8,25 @@ answers indexed point lookups on the event loop's own thread. Each runs in
 autocommit mode, so it sees exactly the data committed when it starts (WAL
 readers never wait for writers), and never holds a transaction open. A read
 that can scan must not come here: it would stop the loop while it runs.
+
+Even an indexed read can be large (the member list of a group of 100,000),
+so each read here has a budget of time on the loop (LOOP_BUDGET_SECONDS): a
+progress handler stops one that runs over it, and the caller runs it again
+on the driver's thread (TooLongForTheLoop). The loop is thus never held by
+one read for more than about the budget, whatever the data.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import ClauseElement
 
 # The key under which a reader session carries the FastReader (Session.info).
@@ -26,6 +34,17 @@ FAST_READER = "grouped_users_fast_reader"
 
 _DIALECT = sqlite.dialect(paramstyle="named")
 CACHE_KIB = 8192
+# The longest a read may hold the event loop before it is stopped and run on
+# the driver's thread instead: a few hundred point lookups' worth, far above
+# any of them, well below what would delay the loop's other requests.
+LOOP_BUDGET_SECONDS = 0.005
+# SQLite calls the progress handler every this many virtual machine steps
+# (some microseconds): a point lookup takes fewer and never calls it.
+_PROGRESS_STEPS = 1000
+
+
+class TooLongForTheLoop(Exception):
+    """The read ran over its budget on the loop and was stopped; run it elsewhere."""
 
 
 def compile_sqlite(statement: ClauseElement) -> str:
@@ -46,16 +65,19 @@ def compile_sqlite(statement: ClauseElement) -> str:
 Converters = tuple[Callable[[Any], Any] | None, ...] | None
 
 
-def sqlite_converters(statement: Select[*tuple[Any, ...]]) -> Converters:
-    """How to turn the sqlite3 module's values into those SQLAlchemy would give.
+def result_converters(
+    statement: Select[*tuple[Any, ...]], dialect: Dialect = _DIALECT
+) -> Converters:
+    """How to turn the driver's values into those SQLAlchemy would give.
 
     The sqlite3 module hands back what is stored (a DateTime is ISO text);
     the types' own result processors make them Python values again, so a
-    read answers the same whichever path ran it. None when no column needs
-    one, which is every hot read: nothing is done per row then.
+    read answers the same whichever path ran it (asyncpg's, on PostgreSQL).
+    None when no column needs one, which is every hot read: nothing is
+    done per row then.
     """
     converters = tuple(
-        column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
         for column in statement.selected_columns
     )
     return converters if any(converters) else None
@@ -66,6 +88,8 @@ class FastReader:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._connection: sqlite3.Connection | None = None
+        self.budget_seconds = LOOP_BUDGET_SECONDS
+        self._deadline = 0.0
         # Called with (sql, parameters) before each statement; tests count them.
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
@@ -83,14 +107,24 @@ class FastReader:
         # memory kept well under the 150 MB per worker of the target.
         connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         connection.execute("PRAGMA query_only = ON")
+        connection.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
         return connection
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
 
     def rows(self, sql: str, parameters: dict[str, Any]) -> Sequence[tuple[Any, ...]]:
         for listener in self.listeners:
             listener(sql, parameters)
         if self._connection is None:
             self._connection = self._connect()
-        return self._connection.execute(sql, parameters).fetchall()
+        self._deadline = time.perf_counter() + self.budget_seconds
+        try:
+            return self._connection.execute(sql, parameters).fetchall()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorname == "SQLITE_INTERRUPT":
+                raise TooLongForTheLoop() from exc
+            raise
 
     def close(self) -> None:
         if self._connection is not None:

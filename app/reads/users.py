@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Group, Membership, User
 from app.reads.records import json_record, record_json
 from app.reads.statement import SingleRead
-from app.repository.common import escape_like
+from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
+from app.sql import escape_like
 
 Row = TypeVarTuple("Row")
 
@@ -50,9 +51,11 @@ async def get_record(session: AsyncSession, *, userid: str) -> tuple[int, int, s
 
 
 # How a search finds its users: none, a LIKE scan, or the substring index
-# (alembic 0005). The index holds trigrams, so it serves a search of three
-# characters or more; PostgreSQL's planner picks its pg_trgm index for the
-# same LIKE by itself, SQLite's FTS5 table is asked by name.
+# (alembic 0005, 0007). The index holds trigrams, so it serves a search of
+# three characters or more; PostgreSQL's planner picks its pg_trgm indexes for
+# the same LIKE by itself (the userid one is on lower(userid), so that only a
+# search can use it, never an equality lookup), SQLite's FTS5 table is asked
+# by name. lower(): SQLite's LIKE and FTS5 already ignore ASCII case.
 NO_SEARCH, SCAN, INDEXED = "", "scan", "indexed"
 _SEARCHES = (NO_SEARCH, SCAN, INDEXED)
 _TRIGRAM = 3
@@ -81,7 +84,7 @@ def _filtered(
         pattern = bindparam("pattern", type_=String())
         query = query.where(
             or_(
-                User.userid.like(pattern, escape="\\"),
+                func.lower(User.userid).like(pattern, escape="\\"),
                 User.search_names.like(pattern, escape="\\"),
             )
         )
@@ -145,8 +148,13 @@ async def page(
     limit: int,
     group: str | None = None,
     search: str | None = None,
+    search_timeout_ms: int = DEFAULT_SEARCH_TIMEOUT_MS,
 ) -> list[tuple[str, str]]:
-    """(userid, record JSON) of up to `limit` users after the userid `after`, in userid order."""
+    """(userid, record JSON) of up to `limit` users after the userid `after`, in userid order.
+
+    A search is stopped by the database after `search_timeout_ms`
+    (StatementTimedOut): one too short for the index scans the table.
+    """
     parameters: dict[str, Any] = {"limit": limit, "offset": 0}
     if after is not None:
         parameters["after"] = after
@@ -160,4 +168,6 @@ async def page(
         parameters["match"] = '"' + folded.replace('"', '""') + '"'
         parameters["pattern"] = "%" + escape_like(folded) + "%"
     statement = _PAGES[(after is not None, group is not None, how)]
-    return [(userid, record) for userid, record in await statement.rows(session, parameters)]
+    timeout_ms = search_timeout_ms if how != NO_SEARCH else None
+    rows = await statement.rows(session, parameters, timeout_ms=timeout_ms)
+    return [(userid, record) for userid, record in rows]

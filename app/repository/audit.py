@@ -1,4 +1,9 @@
-"""Queries on the audit log."""
+"""Queries on the audit log.
+
+An entry is kept in the session until its transaction commits, and written
+then with the change's events (app.repository.events.write_at_commit): on
+PostgreSQL in the same statement, one round trip for both.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.models import AuditEntry
 
@@ -53,19 +59,35 @@ async def append(
     server_request_id: str | None = None,
     token_id: int | None = None,
 ) -> None:
-    await session.execute(
-        insert(AuditEntry).values(
-            at=at,
-            actor=actor,
-            action=action,
-            resource=resource,
-            before=before,
-            after=after,
-            request_id=request_id,
-            server_request_id=server_request_id,
-            token_id=token_id,
-        )
+    """Keep the entry to be written as the session's transaction commits, or never."""
+    session.info.setdefault(PENDING, []).append(
+        {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "resource": resource,
+            "before": before,
+            "after": after,
+            "request_id": request_id,
+            "server_request_id": server_request_id,
+            "token_id": token_id,
+        }
     )
+
+
+# Session.info key of the entries waiting for the commit.
+PENDING = "grouped_users_pending_audit"
+
+
+def take_pending(session: Session) -> list[dict[str, Any]]:
+    """The entries kept so far, no longer kept."""
+    pending: list[dict[str, Any]] = session.info.pop(PENDING, None) or []
+    return pending
+
+
+def insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write these entries (their columns as `append` keeps them) in one statement."""
+    session.execute(insert(AuditEntry), rows)
 
 
 async def page(

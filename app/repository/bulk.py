@@ -164,17 +164,17 @@ async def add_memberships(session: AsyncSession, *, pairs: Sequence[tuple[int, s
 
 async def current(
     session: AsyncSession, *, ids: Sequence[int]
-) -> dict[int, tuple[str, str, dict[str, int]]]:
-    """(first_name, last_name, {group name: group id}) of each of these users."""
+) -> dict[int, tuple[str, str, dict[str, int], bool]]:
+    """(first_name, last_name, {group name: group id}, active) of each of these users."""
     if not ids:
         return {}
     users = await session.execute(
-        select(User.id, User.first_name, User.last_name).where(
+        select(User.id, User.first_name, User.last_name, User.active).where(
             in_list(session, User.id, ids, BigInteger())
         )
     )
-    found: dict[int, tuple[str, str, dict[str, int]]] = {
-        int(user_id): (first, last, {}) for user_id, first, last in users
+    found: dict[int, tuple[str, str, dict[str, int], bool]] = {
+        int(user_id): (first, last, {}, bool(active)) for user_id, first, last, active in users
     }
     groups = await session.execute(
         select(Membership.user_id, Group.name, Group.id)

@@ -10,17 +10,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, any_, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.type_api import TypeEngine
 
 # Statements here are bulk SQL: no ORM objects are loaded that the ORM would
 # have to bring in line (it would otherwise fetch every deleted row back).
 NO_SYNC: dict[str, Any] = {"synchronize_session": False}
-
-
-def escape_like(text: str) -> str:
-    """`text` as a LIKE pattern that matches it literally (with ESCAPE '\\')."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass(frozen=True)
@@ -41,12 +36,12 @@ class GroupRow:
     version: int
 
 
-def dialect(session: AsyncSession) -> str:
+def dialect(session: AsyncSession | Session) -> str:
     return session.get_bind().dialect.name
 
 
 def in_list(
-    session: AsyncSession,
+    session: AsyncSession | Session,
     column: ColumnElement[Any] | InstrumentedAttribute[Any],
     values: Collection[Any],
     type_: TypeEngine[Any],

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import (
     BigInteger,
     String,
+    Update,
     delete,
     func,
     insert,
@@ -15,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Group
+from app.models import Group, Membership, User
 from app.repository.common import (
     NO_SYNC,
     GroupRow,
@@ -71,15 +72,20 @@ async def insert_group(session: AsyncSession, *, name: str) -> GroupRow:
     return GroupRow(int(result.scalar_one()), name, 1)
 
 
+def bumping(session: AsyncSession, *, ids: Sequence[int]) -> Update:
+    """The statement of `bump`, for a caller that runs it inside one of its own."""
+    return (
+        update(Group)
+        .where(in_list(session, Group.id, ids, BigInteger()))
+        .values(version=Group.version + 1, updated_at=func.now())
+        .execution_options(**NO_SYNC)
+    )
+
+
 async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
     """These groups' member lists changed."""
     if ids:
-        await session.execute(
-            update(Group)
-            .where(in_list(session, Group.id, ids, BigInteger()))
-            .values(version=Group.version + 1, updated_at=func.now())
-            .execution_options(**NO_SYNC)
-        )
+        await session.execute(bumping(session, ids=ids))
 
 
 async def delete_group(session: AsyncSession, *, group_id: int) -> None:
@@ -87,23 +93,44 @@ async def delete_group(session: AsyncSession, *, group_id: int) -> None:
     await session.execute(delete(Group).where(Group.id == group_id).execution_options(**NO_SYNC))
 
 
-async def find_many(session: AsyncSession, *, names: Sequence[str]) -> dict[str, int]:
-    """Map the group names that exist to their ids, sharing their keys until commit."""
+async def find_many(
+    session: AsyncSession, *, names: Sequence[str], changing: bool = False
+) -> dict[str, int]:
+    """Map the group names that exist to their ids, sharing their keys until commit.
+
+    `changing`: their member lists are about to change, so their rows are
+    locked against other writers instead, in id order (the lock order of
+    app.service.member_lists): finding and locking them is one statement.
+    """
     if not names:
         return {}
-    rows = await session.execute(
-        select(Group.name, Group.id)
-        .where(in_list(session, Group.name, names, String()))
-        .with_for_update(read=True, key_share=True)
-    )
-    return dict(rows.all())
+    query = select(Group.name, Group.id).where(in_list(session, Group.name, names, String()))
+    if changing:
+        query = query.order_by(Group.id).with_for_update(key_share=True)
+    else:
+        query = query.with_for_update(read=True, key_share=True)
+    return dict((await session.execute(query)).all())
 
 
-async def names_of(session: AsyncSession, *, ids: Sequence[int]) -> list[str]:
-    """The sorted names of these groups."""
-    if not ids:
-        return []
+async def lock_of_user(session: AsyncSession, *, userid: str) -> set[int]:
+    """Lock the groups the user is a member of, in id order; their ids.
+
+    The first step of a writer that takes the user's memberships away: the
+    groups come before the user in the lock order. Found and locked in one
+    statement; SQLite needs no row locks (BEGIN IMMEDIATE), and no statement.
+    """
+    if dialect(session) == "sqlite":
+        return set()
     rows = await session.scalars(
-        select(Group.name).where(in_list(session, Group.id, ids, BigInteger())).order_by(Group.name)
+        select(Group.id)
+        .where(
+            Group.id.in_(
+                select(Membership.group_id)
+                .join(User, User.id == Membership.user_id)
+                .where(User.userid == userid)
+            )
+        )
+        .order_by(Group.id)
+        .with_for_update(key_share=True)
     )
-    return list(rows)
+    return set(rows)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import BigInteger, Select, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.models import Group, Membership, User
 from app.repository.common import NO_SYNC, in_list, insert_ignoring_duplicates
@@ -53,27 +54,27 @@ async def _insert_pairs(session: AsyncSession, pairs: Select[int, int]) -> None:
 
 
 async def remove_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
-    if group_ids:
-        await session.execute(
-            delete(Membership)
-            .where(
-                Membership.user_id == user_id,
-                in_list(session, Membership.group_id, group_ids, BigInteger()),
-            )
-            .execution_options(**NO_SYNC)
-        )
+    await _remove(session, Membership.user_id, user_id, Membership.group_id, group_ids)
 
 
 async def remove_for_group(
     session: AsyncSession, *, group_id: int, user_ids: Sequence[int]
 ) -> None:
-    if user_ids:
+    await _remove(session, Membership.group_id, group_id, Membership.user_id, user_ids)
+
+
+async def _remove(
+    session: AsyncSession,
+    side: InstrumentedAttribute[int],
+    side_id: int,
+    other: InstrumentedAttribute[int],
+    other_ids: Sequence[int],
+) -> None:
+    """Delete the memberships of one user (or group) with any of `other_ids` on the other side."""
+    if other_ids:
         await session.execute(
             delete(Membership)
-            .where(
-                Membership.group_id == group_id,
-                in_list(session, Membership.user_id, user_ids, BigInteger()),
-            )
+            .where(side == side_id, in_list(session, other, other_ids, BigInteger()))
             .execution_options(**NO_SYNC)
         )
 

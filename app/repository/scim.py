@@ -6,14 +6,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, delete, func, insert, select, update
+from sqlalchemy import BigInteger, ColumnElement, Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.models import Group, Membership, User, UserEmail
 from app.predicates import Predicate
-from app.repository.common import NO_SYNC, escape_like, in_list
+from app.repository.common import NO_SYNC, in_list
 from app.repository.scim_filters import group_condition, user_condition
+from app.sql import escape_like
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,26 @@ async def user(session: AsyncSession, *, userid: str, lock: bool = False) -> Sci
     return None if row is None else ScimUserRow(*tuple(row))
 
 
+async def _page(
+    session: AsyncSession,
+    columns: Sequence[Any],
+    condition: ColumnElement[bool],
+    order: InstrumentedAttribute[str],
+    offset: int,
+    limit: int,
+) -> Sequence[Row[Any]]:
+    """The rows `offset` to `offset + limit` of those matching `condition`, in `order`."""
+    if limit <= 0:
+        return []
+    query = select(*columns).where(condition).order_by(order).offset(offset).limit(limit)
+    return (await session.execute(query)).all()
+
+
 async def users(
     session: AsyncSession, *, where: Predicate | None, offset: int, limit: int
 ) -> list[ScimUserRow]:
     """A page of the users matching `where` (None: all), in userid order."""
-    if limit <= 0:
-        return []
-    query = select(*_USER_COLUMNS).where(user_condition(where))
-    rows = await session.execute(query.order_by(User.userid).offset(offset).limit(limit))
+    rows = await _page(session, _USER_COLUMNS, user_condition(where), User.userid, offset, limit)
     return [ScimUserRow(*tuple(row)) for row in rows]
 
 
@@ -160,11 +175,8 @@ async def groups(
     session: AsyncSession, *, where: Predicate | None, offset: int, limit: int
 ) -> list[ScimGroupRow]:
     """A page of the groups matching `where` (None: all), in name order."""
-    if limit <= 0:
-        return []
-    query = select(*_GROUP_COLUMNS).where(group_condition(where))
-    rows = await session.execute(query.order_by(Group.name).offset(offset).limit(limit))
-    return [ScimGroupRow(*row) for row in rows]
+    rows = await _page(session, _GROUP_COLUMNS, group_condition(where), Group.name, offset, limit)
+    return [ScimGroupRow(*tuple(row)) for row in rows]
 
 
 async def count_groups(session: AsyncSession, *, where: Predicate | None) -> int:

@@ -27,7 +27,7 @@ from app.predicates import (
     Present,
     Some,
 )
-from app.repository.common import escape_like
+from app.sql import escape_like
 
 Condition = ColumnElement[bool]
 _Comparer = Callable[[Op, Any], Condition]

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Select,
     String,
     delete,
     func,
@@ -17,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import User
+from app.models import Group, Membership, User
+from app.repository import groups as group_repo
 from app.repository.common import (
     NO_SYNC,
     UserRow,
@@ -35,6 +37,47 @@ def search_names(first_name: str, last_name: str) -> str:
 async def find(session: AsyncSession, *, userid: str) -> UserRow | None:
     row = (await session.execute(select(*_COLUMNS).where(User.userid == userid))).one_or_none()
     return None if row is None else UserRow(*row)
+
+
+def _with_groups(userid: str) -> Select[*tuple[Any, ...]]:
+    """The user's columns, then one (group id, name) per membership (None, None without)."""
+    return (
+        select(*_COLUMNS, Group.id, Group.name)
+        .outerjoin(Membership, Membership.user_id == User.id)
+        .outerjoin(Group, Group.id == Membership.group_id)
+        .where(User.userid == userid)
+    )
+
+
+async def _user_and_groups(
+    session: AsyncSession, query: Select[*tuple[Any, ...]]
+) -> tuple[UserRow, dict[int, str]] | None:
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    width = len(_COLUMNS)
+    groups = {int(row[width]): row[width + 1] for row in rows if row[width] is not None}
+    return UserRow(*rows[0][:width]), groups
+
+
+async def find_with_groups(
+    session: AsyncSession, *, userid: str
+) -> tuple[UserRow, dict[int, str]] | None:
+    """The user and its groups (id: name), in one statement, nothing locked."""
+    return await _user_and_groups(session, _with_groups(userid))
+
+
+async def lock_with_groups(
+    session: AsyncSession, *, userid: str, for_delete: bool = False
+) -> tuple[UserRow, dict[int, str]] | None:
+    """The user, locked as `lock` locks it, and its groups (id: name): one statement.
+
+    Only the user's row is locked; the caller has locked the groups it
+    changes before (the lock order), and reads here the memberships as they
+    are once it holds the user.
+    """
+    query = _with_groups(userid).with_for_update(of=User, key_share=not for_delete)
+    return await _user_and_groups(session, query)
 
 
 async def lock(session: AsyncSession, *, userid: str, for_delete: bool = False) -> UserRow | None:
@@ -165,9 +208,18 @@ async def inactive_among(session: AsyncSession, *, userids: Sequence[str]) -> se
     return set(rows)
 
 
-async def delete_user(session: AsyncSession, *, user_id: int) -> None:
-    """Delete a user; its memberships go with it (ON DELETE CASCADE)."""
-    await session.execute(delete(User).where(User.id == user_id).execution_options(**NO_SYNC))
+async def delete_user(session: AsyncSession, *, user_id: int, groups: Sequence[int] = ()) -> None:
+    """Delete a user; its memberships go with it (ON DELETE CASCADE).
+
+    `groups`, those it was a member of, have changed, and are bumped: on
+    PostgreSQL in the same statement (a CTE), one round trip for both.
+    """
+    statement = delete(User).where(User.id == user_id).execution_options(**NO_SYNC)
+    if groups and dialect(session) == "postgresql":
+        statement = statement.add_cte(group_repo.bumping(session, ids=groups).cte("bumped"))
+    else:
+        await group_repo.bump(session, ids=groups)
+    await session.execute(statement)
 
 
 async def find_many(session: AsyncSession, *, userids: Sequence[str]) -> dict[str, int]:

@@ -27,6 +27,8 @@ class WebhookRow:
     secret: str
     cursor: int
     failing_since: datetime | None
+    previous_secret: str | None
+    previous_secret_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ _WEBHOOK = (
     Webhook.secret,
     Webhook.cursor,
     Webhook.failing_since,
+    Webhook.previous_secret,
+    Webhook.previous_secret_until,
 )
 _DELIVERY = (
     WebhookDelivery.id,
@@ -74,9 +78,9 @@ _DELIVERY = (
 
 
 def _webhook(row: Any) -> WebhookRow:
-    id_, url, types, enabled, description, created_at, secret, cursor, failing = row
+    id_, url, types, enabled, description, created_at, secret, cursor, failing, *previous = row
     return WebhookRow(
-        id_, url, types, bool(enabled), description, created_at, secret, cursor, failing
+        id_, url, types, bool(enabled), description, created_at, secret, cursor, failing, *previous
     )
 
 
@@ -106,6 +110,15 @@ async def update_webhook(session: AsyncSession, *, webhook_id: str, **values: An
     )
 
 
+async def forget_previous_secrets(session: AsyncSession, *, before: datetime) -> None:
+    await session.execute(
+        update(Webhook)
+        .where(Webhook.previous_secret_until < before)
+        .values(previous_secret=None, previous_secret_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def delete_webhook(session: AsyncSession, *, webhook_id: str) -> bool:
     result = await session.execute(
         delete(Webhook)
@@ -114,6 +127,11 @@ async def delete_webhook(session: AsyncSession, *, webhook_id: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return result.first() is not None
+
+
+async def any_enabled(session: AsyncSession) -> bool:
+    query = select(Webhook.id).where(Webhook.enabled.is_(True)).limit(1)
+    return (await session.execute(query)).first() is not None
 
 
 async def behind(session: AsyncSession, *, position: int) -> bool:

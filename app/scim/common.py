@@ -79,6 +79,12 @@ def base(request: Request) -> str:
     return base_url(str(request.base_url))
 
 
+def max_members(request: Request) -> int:
+    """How many members a group may have (GROUPED_USERS_MAX_LIST_LENGTH), and an answer show."""
+    limit: int = request.app.state.settings.max_list_length
+    return limit
+
+
 def respond(
     body: dict[str, Any], status: int = 200, etag: str | None = None, location: str | None = None
 ) -> Response:

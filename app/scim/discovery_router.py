@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.scim import discovery
-from app.scim.common import ScimRoute, base, respond
+from app.scim.common import ScimRoute, base, max_members, respond
 from app.scim.errors import PREFIX, ScimError
 
 # Its own prefix, and added to the SCIM router's routes rather than included:
@@ -26,9 +26,18 @@ def _listed(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _members_limit(request: Request) -> int:
-    limit: int = request.app.state.settings.max_list_length
-    return limit
+def _all(found: dict[str, dict[str, Any]]) -> Response:
+    return respond(_listed(list(found.values())))
+
+
+def _one(found: dict[str, dict[str, Any]], key: str, missing: str) -> Response:
+    if key not in found:
+        raise ScimError(404, missing)
+    return respond(found[key])
+
+
+def _schemas(request: Request) -> dict[str, dict[str, Any]]:
+    return discovery.schemas(base(request), members_limit=max_members(request))
 
 
 @router.get("/ServiceProviderConfig")
@@ -40,29 +49,23 @@ async def service_provider_config(request: Request) -> Response:
 @router.get("/ResourceTypes")
 async def resource_types(request: Request) -> Response:
     """The resource types served: User and Group."""
-    return respond(_listed(list(discovery.resource_types(base(request)).values())))
+    return _all(discovery.resource_types(base(request)))
 
 
 @router.get("/ResourceTypes/{name}")
 async def resource_type(name: str, request: Request) -> Response:
     """One resource type."""
-    found = discovery.resource_types(base(request)).get(name)
-    if found is None:
-        raise ScimError(404, f"There is no resource type {name!r}: there are User and Group.")
-    return respond(found)
+    missing = f"There is no resource type {name!r}: there are User and Group."
+    return _one(discovery.resource_types(base(request)), name, missing)
 
 
 @router.get("/Schemas")
 async def schemas(request: Request) -> Response:
     """The schemas of the resources, trimmed to the attributes stored."""
-    found = discovery.schemas(base(request), members_limit=_members_limit(request))
-    return respond(_listed(list(found.values())))
+    return _all(_schemas(request))
 
 
 @router.get("/Schemas/{urn}")
 async def schema(urn: str, request: Request) -> Response:
     """One schema, by its URN."""
-    found = discovery.schemas(base(request), members_limit=_members_limit(request)).get(urn)
-    if found is None:
-        raise ScimError(404, f"There is no schema {urn!r} here.")
-    return respond(found)
+    return _one(_schemas(request), urn, f"There is no schema {urn!r} here.")

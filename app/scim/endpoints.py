@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -11,6 +12,7 @@ from scim2_models import Context, Group, ListResponse, ResponseParameters, Searc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Actor
+from app.preconditions import IfMatch
 from app.predicates import Predicate
 from app.scim import filters
 from app.scim.common import (
@@ -22,6 +24,7 @@ from app.scim.common import (
     base,
     if_match,
     listing,
+    max_members,
     not_modified,
     read_body,
     respond,
@@ -41,7 +44,7 @@ from app.scim.resources import (
 from app.service import groups as core_groups
 from app.service import scim_groups, scim_users
 from app.service import users as core_users
-from app.service.scim_groups import ScimGroup, ScimGroupView
+from app.service.scim_groups import ScimGroupView
 from app.service.scim_users import ScimUser, ScimUserView
 from app.web.access import CurrentActor
 from app.web.sessions import ReaderSession, WriterSession
@@ -86,10 +89,96 @@ async def _search(request: Request) -> Listing:
     return listing(_search_source(search))
 
 
+# --- What Users and Groups share ----------------------------------------------------------
+#
+# A resource type's answers differ in their service functions and serializers, not in
+# their flow: each route below is the flow of one request, given what its type does.
+
+Render = Callable[[Any, Request, ResponseParameters[Any]], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class _ResourceType:
+    """What one resource type does at each step of a request; the flows are shared."""
+
+    endpoint: str
+    model: Any
+    from_scim: Callable[[Any], Any]
+    create: Callable[[AsyncSession, Actor, Any, Request], Awaitable[Any]]
+    read: Callable[[AsyncSession, str, Request, ResponseParameters[Any]], Awaitable[Any]]
+    # The stored resource, changed by a function of its current state and logged as `action`.
+    change: Callable[[AsyncSession, Actor, str, Any, str, Request], Awaitable[Any]]
+    # PUT's change: the resource as sent, with what may not change kept as stored.
+    replacing: Callable[[Any], Callable[[Any], Any]]
+    patching: Callable[[Any], Callable[[Any], Any]]
+    delete: Callable[[AsyncSession, Actor, str, IfMatch | None], Awaitable[None]]
+    render: Render
+    key: Callable[[Any], str]
+    action: str
+
+
+async def _create(
+    kind: _ResourceType, request: Request, session: AsyncSession, actor: Actor
+) -> Response:
+    parameters = attributes(dict(request.query_params))
+    body = await read_body(request)
+    resource = kind.from_scim(parse(kind.model, body, Context.RESOURCE_CREATION_REQUEST))
+    view = await kind.create(session, actor, resource, request)
+    response = await kind.render(view, request, parameters)
+    response.status_code = 201
+    response.headers["Location"] = f"{base(request)}/{kind.endpoint}/{kind.key(view)}"
+    return response
+
+
+async def _get(kind: _ResourceType, key: str, request: Request, session: AsyncSession) -> Response:
+    parameters = attributes(dict(request.query_params))
+    view = await kind.read(session, key, request, parameters)
+    if (unchanged := not_modified(request, view.etag)) is not None:
+        return unchanged
+    return await kind.render(view, request, parameters)
+
+
+async def _change(
+    kind: _ResourceType,
+    key: str,
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    change: Callable[[Any], Any],
+    verb: str,
+) -> Response:
+    view = await kind.change(session, actor, key, change, f"{kind.action}.{verb}", request)
+    return await kind.render(view, request, attributes(dict(request.query_params)))
+
+
+async def _replace(
+    kind: _ResourceType, key: str, request: Request, session: AsyncSession, actor: Actor
+) -> Response:
+    body = await read_body(request)
+    wanted = kind.from_scim(parse(kind.model, body, Context.RESOURCE_REPLACEMENT_REQUEST))
+    return await _change(kind, key, request, session, actor, kind.replacing(wanted), "replace")
+
+
+async def _patch(
+    kind: _ResourceType, key: str, request: Request, session: AsyncSession, actor: Actor
+) -> Response:
+    change = kind.patching(await read_body(request))
+    return await _change(kind, key, request, session, actor, change, "patch")
+
+
+async def _delete(
+    kind: _ResourceType, key: str, request: Request, session: AsyncSession, actor: Actor
+) -> Response:
+    await kind.delete(session, actor, key, if_match(request))
+    return Response(status_code=204)
+
+
 # --- Users ----------------------------------------------------------------------------------
 
 
-def _user(view: ScimUserView, request: Request, parameters: ResponseParameters[Any]) -> Response:
+async def _user(
+    view: ScimUserView, request: Request, parameters: ResponseParameters[Any]
+) -> Response:
     body = _dump(user_to_scim(view, base(request)), Context.RESOURCE_QUERY_RESPONSE, parameters)
     return respond(body, etag=view.etag)
 
@@ -100,9 +189,45 @@ async def _list_users(request: Request, session: AsyncSession, asked: Listing) -
         where=filters.user_filter(asked.filter),
         offset=asked.offset,
         limit=asked.count,
+        timeout_ms=request.app.state.settings.search_timeout_ms,
     )
-    resources = [user_to_scim(view, base(request)) for view in views]
-    return respond(_page(resources, total, asked, UserModel))
+
+    def build() -> Response:
+        resources = [user_to_scim(view, base(request)) for view in views]
+        return respond(_page(resources, total, asked, UserModel))
+
+    return await _off_the_loop(build, resources=len(views))
+
+
+def _replacing_user(wanted: ScimUser) -> Callable[[ScimUser], ScimUser]:
+    return lambda current: same_user_name(current, wanted)
+
+
+USERS = _ResourceType(
+    endpoint="Users",
+    model=UserModel,
+    from_scim=user_from_scim,
+    create=lambda session, actor, user, _request: scim_users.create_user(
+        session, actor=actor, user=user
+    ),
+    read=lambda session, userid, _request, _parameters: scim_users.get_user(session, userid=userid),
+    change=lambda session, actor, userid, change, action, request: scim_users.change_user(
+        session,
+        actor=actor,
+        userid=userid,
+        change=change,
+        action=action,
+        if_match=if_match(request),
+    ),
+    replacing=_replacing_user,
+    patching=user_change,
+    delete=lambda session, actor, userid, condition: core_users.delete_user(
+        session, actor=actor, userid=userid, if_match=condition
+    ),
+    render=_user,
+    key=lambda view: str(view.user.userid),
+    action="scim.user",
+)
 
 
 @router.get("/Users")
@@ -120,47 +245,13 @@ async def search_users(request: Request, session: ReaderSession) -> Response:
 @router.post("/Users")
 async def create_user(request: Request, session: WriterSession, actor: CurrentActor) -> Response:
     """Create a user; 409 uniqueness if its userName is taken (ignoring case)."""
-    parameters = attributes(dict(request.query_params))
-    body = await read_body(request)
-    user = user_from_scim(parse(UserModel, body, Context.RESOURCE_CREATION_REQUEST))
-    view = await scim_users.create_user(session, actor=actor, user=user)
-    response = _user(view, request, parameters)
-    response.status_code = 201
-    response.headers["Location"] = f"{base(request)}/Users/{view.user.userid}"
-    return response
+    return await _create(USERS, request, session, actor)
 
 
 @router.get("/Users/{userid}")
 async def get_user(userid: str, request: Request, session: ReaderSession) -> Response:
     """One user; 304 when If-None-Match names its ETag."""
-    parameters = attributes(dict(request.query_params))
-    view = await scim_users.get_user(session, userid=userid)
-    if (unchanged := not_modified(request, view.etag)) is not None:
-        return unchanged
-    return _user(view, request, parameters)
-
-
-def _same_user_name(wanted: ScimUser) -> Callable[[ScimUser], ScimUser]:
-    return lambda current: same_user_name(current, wanted)
-
-
-async def _change_user(
-    request: Request,
-    session: AsyncSession,
-    actor: Actor,
-    userid: str,
-    change: Callable[[ScimUser], ScimUser],
-    action: str,
-) -> Response:
-    view = await scim_users.change_user(
-        session,
-        actor=actor,
-        userid=userid,
-        change=change,
-        action=action,
-        if_match=if_match(request),
-    )
-    return _user(view, request, attributes(dict(request.query_params)))
+    return await _get(USERS, userid, request, session)
 
 
 @router.put("/Users/{userid}")
@@ -168,11 +259,7 @@ async def replace_user(
     userid: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Replace a user's attributes (userName cannot change); If-Match honoured."""
-    body = await read_body(request)
-    wanted = user_from_scim(parse(UserModel, body, Context.RESOURCE_REPLACEMENT_REQUEST))
-    return await _change_user(
-        request, session, actor, userid, _same_user_name(wanted), "scim.user.replace"
-    )
+    return await _replace(USERS, userid, request, session, actor)
 
 
 @router.patch("/Users/{userid}")
@@ -180,8 +267,7 @@ async def patch_user(
     userid: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Apply a PatchOp to a user: all its operations, or none."""
-    change = user_change(await read_body(request))
-    return await _change_user(request, session, actor, userid, change, "scim.user.patch")
+    return await _patch(USERS, userid, request, session, actor)
 
 
 @router.delete("/Users/{userid}")
@@ -189,8 +275,7 @@ async def delete_user(
     userid: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Delete a user and its memberships."""
-    await core_users.delete_user(session, actor=actor, userid=userid, if_match=if_match(request))
-    return Response(status_code=204)
+    return await _delete(USERS, userid, request, session, actor)
 
 
 # --- Groups ---------------------------------------------------------------------------------
@@ -204,22 +289,27 @@ def _group_resource(
     )
 
 
-# An answer with more members than this is built on a worker thread: a
-# model per member and the JSON of them all would hold the event loop, and
-# every other request with it, for as long as they take.
+# An answer with more members than this, or more resources than
+# RESOURCES_ON_THREAD, is built on a worker thread: a model per member or
+# resource and the JSON of them all would hold the event loop, and every
+# other request with it, for as long as they take (a page of 1,000 users:
+# some 400 ms). On the thread the loop still gets the interpreter every few
+# milliseconds (sys.getswitchinterval).
 BUILT_ON_THREAD = 1000
+RESOURCES_ON_THREAD = 20
 
 
 def members_limit(request: Request, parameters: ResponseParameters[Any]) -> int | None:
     """How many members an answer may carry in all; None when it shows none."""
-    if not wants(parameters, "members"):
-        return None
-    limit: int = request.app.state.settings.max_list_length
-    return limit
+    return max_members(request) if wants(parameters, "members") else None
 
 
-async def _off_the_loop(views: list[ScimGroupView], build: Callable[[], Response]) -> Response:
-    if sum(len(view.members or ()) for view in views) > BUILT_ON_THREAD:
+async def _off_the_loop(
+    build: Callable[[], Response], *, resources: int, groups: Sequence[ScimGroupView] = ()
+) -> Response:
+    """The answer `build` makes, on a thread when it has many resources or members."""
+    members = sum(len(view.members or ()) for view in groups)
+    if resources > RESOURCES_ON_THREAD or members > BUILT_ON_THREAD:
         return await asyncio.to_thread(build)
     return build()
 
@@ -232,7 +322,7 @@ async def _group(
         body = _dump(resource, Context.RESOURCE_QUERY_RESPONSE, parameters)
         return respond(body, etag=view.etag)
 
-    return await _off_the_loop([view], build)
+    return await _off_the_loop(build, resources=1, groups=[view])
 
 
 async def _list_groups(request: Request, session: AsyncSession, asked: Listing) -> Response:
@@ -248,7 +338,38 @@ async def _list_groups(request: Request, session: AsyncSession, asked: Listing) 
         resources = [_group_resource(view, request, asked.parameters) for view in views]
         return respond(_page(resources, total, asked, Group))
 
-    return await _off_the_loop(views, build)
+    return await _off_the_loop(build, resources=len(views), groups=views)
+
+
+GROUPS = _ResourceType(
+    endpoint="Groups",
+    model=Group,
+    from_scim=group_from_scim,
+    create=lambda session, actor, group, request: scim_groups.create_group(
+        session, actor=actor, group=group, members_limit=max_members(request)
+    ),
+    read=lambda session, name, request, parameters: scim_groups.get_group(
+        session, name=name, members_limit=members_limit(request, parameters)
+    ),
+    change=lambda session, actor, name, change, action, request: scim_groups.change_group(
+        session,
+        actor=actor,
+        name=name,
+        change=change,
+        action=action,
+        members_limit=max_members(request),
+        if_match=if_match(request),
+    ),
+    # A group's every attribute may be replaced.
+    replacing=lambda wanted: lambda _current: wanted,
+    patching=group_change,
+    delete=lambda session, actor, name, condition: core_groups.delete_group(
+        session, actor=actor, name=name, if_match=condition
+    ),
+    render=_group,
+    key=lambda view: str(view.name),
+    action="scim.group",
+)
 
 
 @router.get("/Groups")
@@ -266,48 +387,13 @@ async def search_groups(request: Request, session: ReaderSession) -> Response:
 @router.post("/Groups")
 async def create_group(request: Request, session: WriterSession, actor: CurrentActor) -> Response:
     """Create a group; its id derives from displayName; 409 uniqueness if that is taken."""
-    parameters = attributes(dict(request.query_params))
-    body = await read_body(request)
-    group = group_from_scim(parse(Group, body, Context.RESOURCE_CREATION_REQUEST))
-    view = await scim_groups.create_group(
-        session, actor=actor, group=group, members_limit=request.app.state.settings.max_list_length
-    )
-    response = await _group(view, request, parameters)
-    response.status_code = 201
-    response.headers["Location"] = f"{base(request)}/Groups/{view.name}"
-    return response
+    return await _create(GROUPS, request, session, actor)
 
 
 @router.get("/Groups/{name}")
 async def get_group(name: str, request: Request, session: ReaderSession) -> Response:
     """One group; 304 when If-None-Match names its ETag."""
-    parameters = attributes(dict(request.query_params))
-    view = await scim_groups.get_group(
-        session, name=name, members_limit=members_limit(request, parameters)
-    )
-    if (unchanged := not_modified(request, view.etag)) is not None:
-        return unchanged
-    return await _group(view, request, parameters)
-
-
-async def _change_group(
-    request: Request,
-    session: AsyncSession,
-    actor: Actor,
-    name: str,
-    change: Callable[[ScimGroup], ScimGroup],
-    action: str,
-) -> Response:
-    view = await scim_groups.change_group(
-        session,
-        actor=actor,
-        name=name,
-        change=change,
-        action=action,
-        members_limit=request.app.state.settings.max_list_length,
-        if_match=if_match(request),
-    )
-    return await _group(view, request, attributes(dict(request.query_params)))
+    return await _get(GROUPS, name, request, session)
 
 
 @router.put("/Groups/{name}")
@@ -315,11 +401,7 @@ async def replace_group(
     name: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Replace a group's displayName, externalId and members; If-Match honoured."""
-    body = await read_body(request)
-    wanted = group_from_scim(parse(Group, body, Context.RESOURCE_REPLACEMENT_REQUEST))
-    return await _change_group(
-        request, session, actor, name, lambda _current: wanted, "scim.group.replace"
-    )
+    return await _replace(GROUPS, name, request, session, actor)
 
 
 @router.patch("/Groups/{name}")
@@ -327,8 +409,7 @@ async def patch_group(
     name: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Apply a PatchOp to a group: all its operations, or none."""
-    change = group_change(await read_body(request))
-    return await _change_group(request, session, actor, name, change, "scim.group.patch")
+    return await _patch(GROUPS, name, request, session, actor)
 
 
 @router.delete("/Groups/{name}")
@@ -336,8 +417,7 @@ async def delete_group(
     name: str, request: Request, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Delete a group (its members stay users)."""
-    await core_groups.delete_group(session, actor=actor, name=name, if_match=if_match(request))
-    return Response(status_code=204)
+    return await _delete(GROUPS, name, request, session, actor)
 
 
 # --- Search across both resource types (RFC 7644 §3.4.3) ------------------------------------
@@ -368,28 +448,32 @@ async def search_all(request: Request, session: ReaderSession) -> Response:
         if not of_users and not of_groups:
             filters.user_filter(asked.filter)
     offset = asked.offset
-    resources: list[Any] = []
+    users: list[ScimUserView] = []
+    groups: list[ScimGroupView] = []
     total = 0
     if of_users:
         users_total, users = await scim_users.list_users(
-            session, where=users_where, offset=offset, limit=asked.count
+            session,
+            where=users_where,
+            offset=offset,
+            limit=asked.count,
+            timeout_ms=request.app.state.settings.search_timeout_ms,
         )
         total += users_total
-        resources += [user_to_scim(view, base(request)) for view in users]
         offset = max(offset - users_total, 0)
     if of_groups:
         groups_total, groups = await scim_groups.list_groups(
             session,
             where=groups_where,
             offset=offset,
-            limit=asked.count - len(resources),
+            limit=asked.count - len(users),
             members_limit=members_limit(request, asked.parameters),
         )
         total += groups_total
 
-        def build() -> Response:
-            shown = [_group_resource(view, request, asked.parameters) for view in groups]
-            return respond(_page(resources + shown, total, asked, UserModel | Group))
+    def build() -> Response:
+        resources: list[Any] = [user_to_scim(view, base(request)) for view in users]
+        resources += [_group_resource(view, request, asked.parameters) for view in groups]
+        return respond(_page(resources, total, asked, UserModel | Group))
 
-        return await _off_the_loop(groups, build)
-    return respond(_page(resources, total, asked, UserModel | Group))
+    return await _off_the_loop(build, resources=len(users) + len(groups), groups=groups)

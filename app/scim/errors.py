@@ -16,6 +16,7 @@ from app.errors import (
     Invalid,
     NotFound,
     PreconditionFailed,
+    SearchTimedOut,
     Unauthenticated,
 )
 from app.http_common import error_headers
@@ -47,6 +48,7 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str | None]] = {
     PreconditionFailed: (412, None),
     Invalid: (400, "invalidValue"),
     Busy: (503, None),
+    SearchTimedOut: (503, None),
     Unauthenticated: (401, None),
     Forbidden: (403, None),
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from app.auth import Actor
 from app.clock import as_utc, now
 from app.errors import InvalidCursor
 from app.repository import audit as audit_repo
+from app.repository.audit import AuditRow
 from app.service.common import retried
 
 
@@ -40,18 +41,8 @@ async def record(
     )
 
 
-@dataclass(frozen=True)
-class Entry:
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    resource: str
-    before: Any
-    after: Any
-    request_id: str | None
-    server_request_id: str | None
-    token_id: int | None
+# An entry as the log shows it: the stored row, its time an aware UTC datetime.
+Entry = AuditRow
 
 
 @dataclass(frozen=True)
@@ -86,20 +77,6 @@ async def list_entries(
             actor=actor,
             since=as_utc(since) if since is not None else None,
         )
-    shown = [
-        Entry(
-            r.id,
-            as_utc(r.at),
-            r.actor,
-            r.action,
-            r.resource,
-            r.before,
-            r.after,
-            r.request_id,
-            r.server_request_id,
-            r.token_id,
-        )
-        for r in rows[:limit]
-    ]
+    shown = [replace(r, at=as_utc(r.at)) for r in rows[:limit]]
     more = len(rows) > limit
     return EntryPage(shown, cursors.encode("audit", str(shown[-1].id)) if more else None)

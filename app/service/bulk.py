@@ -330,14 +330,14 @@ class _Import:
         )
         changed: list[tuple[int, str, ChangedRecord]] = []
         for user_id, userid, record in replacing:
-            first, last, groups = current[user_id]
+            first, last, groups, active = current[user_id]
             if (first, last) == (record.first_name, record.last_name) and sorted(groups) == sorted(
                 record.groups
             ):
                 self.unchanged += 1
             else:
                 changed.append((user_id, userid, ChangedRecord(record, set(groups.values()))))
-                self._emit_replaced(userid, (first, last, sorted(groups)), record)
+                self._emit_replaced(userid, (first, last, sorted(groups)), record, active=active)
         return changed
 
     def _touched_by(self, changed: list[tuple[int, str, ChangedRecord]]) -> set[int]:
@@ -348,9 +348,17 @@ class _Import:
         return touched
 
     def _emit_replaced(
-        self, userid: str, before: tuple[str, str, list[str]], record: UserRecordIn
+        self,
+        userid: str,
+        before: tuple[str, str, list[str]],
+        record: UserRecordIn,
+        *,
+        active: bool,
     ) -> None:
-        """As a PUT of the record: the membership changes, then user.updated for new names."""
+        """As a PUT of the record: the membership changes, then user.updated for new names.
+
+        As a PUT, the record in user.updated shows no groups while the user is inactive.
+        """
         first, last, groups = before
         was, now = set(groups), set(record.groups)
         removed = [(g, userid) for g in sorted(was - now)]
@@ -370,7 +378,7 @@ class _Import:
                 "first_name": record.first_name,
                 "last_name": record.last_name,
                 "userid": userid,
-                "groups": sorted(record.groups),
+                "groups": sorted(record.groups) if active else [],
                 "changed": changed,
             }
             events.emit(self.session, actor=self.actor, type="user.updated", data=data)

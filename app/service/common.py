@@ -93,9 +93,15 @@ class FoundGroups:
         return self.ids
 
 
-async def find_groups(session: AsyncSession, names: Sequence[str]) -> FoundGroups:
-    """These groups, their keys shared until commit (group_repo.find_many)."""
-    found = await group_repo.find_many(session, names=names)
+async def find_groups(
+    session: AsyncSession, names: Sequence[str], *, changing: bool = False
+) -> FoundGroups:
+    """These groups, their keys shared until commit (group_repo.find_many).
+
+    `changing`: their member lists will change, so they are locked in the
+    lock order as they are found (app.service.member_lists.lock_in_order).
+    """
+    found = await group_repo.find_many(session, names=names, changing=changing)
     return FoundGroups(names, set(found.values()), sorted(set(names) - found.keys()))
 
 

@@ -40,14 +40,33 @@ def emit(session: AsyncSession, *, actor: Actor, type: str, data: Any) -> None:
 
 
 def memberships(
-    session: AsyncSession, *, actor: Actor, added: bool, pairs: Iterable[tuple[str, str]]
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    added: bool,
+    pairs: Iterable[tuple[str, str]],
+    decided: bool = False,
 ) -> None:
-    """One membership.added (or .removed) per (group, userid), in the order given."""
+    """One membership.added (or .removed) per (group, userid), in the order given.
+
+    The feed shows memberships as the core API does, and an inactive user's
+    are hidden there: so each of these events is dropped at commit if its
+    user is inactive then, whichever door wrote it (a membership.added
+    downstream would grant access). `decided`: the writer knows these are
+    shown, and they always go: the (de)activation itself, which shows or
+    hides them all, or a deleted user's, already left out when inactive.
+    """
     type_ = "membership.added" if added else "membership.removed"
     event_repo.queue(
         session,
         [
-            Pending(type_, {"group": group, "userid": userid}, actor.name, actor.request_id)
+            Pending(
+                type_,
+                {"group": group, "userid": userid},
+                actor.name,
+                actor.request_id,
+                unless_inactive=None if decided else userid,
+            )
             for group, userid in pairs
         ],
     )

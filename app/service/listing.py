@@ -8,12 +8,14 @@ from typing import Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import cursors
-from app.errors import InvalidSearch
+from app.errors import InvalidSearch, SearchTimedOut
 from app.names import is_valid_name, is_valid_person_name
 from app.reads import groups as group_reads
 from app.reads import users as user_reads
+from app.reads.statement import StatementTimedOut
 from app.schemas import GroupSummary
 from app.service.common import retried
+from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 
 T = TypeVar("T")
 
@@ -32,8 +34,12 @@ async def list_users(
     cursor: str | None = None,
     group: str | None = None,
     q: str | None = None,
+    search_timeout_ms: int = DEFAULT_SEARCH_TIMEOUT_MS,
 ) -> Page[str]:
-    """A page of user records, each the JSON text the answer carries (groups sorted)."""
+    """A page of user records, each the JSON text the answer carries (groups sorted).
+
+    A search that runs over `search_timeout_ms` is stopped: SearchTimedOut.
+    """
     after = cursors.decode("users", cursor)
     if q and not is_valid_person_name(q):
         raise InvalidSearch()
@@ -41,7 +47,17 @@ async def list_users(
         # No group can have that name, so no user is in it.
         return Page([], None)
     # One row more than asked tells whether there is a next page.
-    rows = await user_reads.page(session, after=after, limit=limit + 1, group=group, search=q)
+    try:
+        rows = await user_reads.page(
+            session,
+            after=after,
+            limit=limit + 1,
+            group=group,
+            search=q,
+            search_timeout_ms=search_timeout_ms,
+        )
+    except StatementTimedOut as exc:
+        raise SearchTimedOut(search_timeout_ms) from exc
     shown = rows[:limit]
     more = len(rows) > limit
     return Page(

@@ -33,16 +33,9 @@ async def add_member(session: AsyncSession, *, actor: Actor, name: str, userid: 
     async with transaction(session):
         group, user = await _lock_pair(session, name, userid)
         if await memberships.add_one(session, group_id=group.id, user_id=user.id):
-            await group_repo.bump(session, ids=[group.id])
-            await user_repo.bump(session, ids=[user.id])
-            await audit(
-                session,
-                actor=actor,
-                action="membership.add",
-                resource=_resource(name, userid),
-                after={"group": name, "userid": userid},
+            await _changed(
+                session, actor=actor, rows=(group, user), pair=(name, userid), added=True
             )
-            events.memberships(session, actor=actor, added=True, pairs=[(name, userid)])
 
 
 @retried
@@ -51,17 +44,30 @@ async def remove_member(session: AsyncSession, *, actor: Actor, name: str, useri
         group, user = await _lock_pair(session, name, userid)
         if not await memberships.remove(session, group_id=group.id, user_id=user.id):
             raise NotAMember(name, userid)
-        await group_repo.bump(session, ids=[group.id])
-        await user_repo.bump(session, ids=[user.id])
-        await audit(
-            session,
-            actor=actor,
-            action="membership.remove",
-            resource=_resource(name, userid),
-            before={"group": name, "userid": userid},
-        )
-        events.memberships(session, actor=actor, added=False, pairs=[(name, userid)])
+        await _changed(session, actor=actor, rows=(group, user), pair=(name, userid), added=False)
 
 
-def _resource(name: str, userid: str) -> str:
-    return f"groups/{name}/members/{userid}"
+async def _changed(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    rows: tuple[GroupRow, UserRow],
+    pair: tuple[str, str],
+    added: bool,
+) -> None:
+    """What one membership added or removed changes besides itself: both versions, the
+    audit log (the pair after an add, before a removal), the change events."""
+    group, user = rows
+    name, userid = pair
+    await group_repo.bump(session, ids=[group.id])
+    await user_repo.bump(session, ids=[user.id])
+    membership = {"group": name, "userid": userid}
+    await audit(
+        session,
+        actor=actor,
+        action="membership.add" if added else "membership.remove",
+        resource=f"groups/{name}/members/{userid}",
+        before=None if added else membership,
+        after=membership if added else None,
+    )
+    events.memberships(session, actor=actor, added=added, pairs=[pair])

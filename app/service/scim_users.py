@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,10 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Actor
-from app.errors import UserExists, UserNotFound
+from app.errors import SearchTimedOut, UserExists, UserNotFound
 from app.names import is_valid_name
 from app.preconditions import IfMatch, etag
 from app.predicates import Predicate
+from app.reads.statement import StatementTimedOut, time_limit
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import scim as scim_repo
@@ -24,6 +26,7 @@ from app.service import events
 from app.service.audit import record as audit
 from app.service.common import check, retried, transaction
 from app.service.member_lists import lock_in_order
+from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 
 
 @dataclass(frozen=True)
@@ -124,13 +127,29 @@ async def get_user(session: AsyncSession, *, userid: str) -> ScimUserView:
 
 @retried
 async def list_users(
-    session: AsyncSession, *, where: Predicate | None, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    where: Predicate | None,
+    offset: int,
+    limit: int,
+    timeout_ms: int = DEFAULT_SEARCH_TIMEOUT_MS,
 ) -> tuple[int, list[ScimUserView]]:
-    """The number of users matching, and a page of them in userid order."""
-    async with session.begin():
-        total = await scim_repo.count_users(session, where=where)
-        rows = await scim_repo.users(session, where=where, offset=offset, limit=limit)
-        return total, await _views(session, rows)
+    """The number of users matching, and a page of them in userid order.
+
+    A filter can scan the users (`co`, `ew`, ...): a filtered listing is
+    stopped by the database after `timeout_ms`, as a search is (SearchTimedOut).
+    """
+    try:
+        async with session.begin():
+            limited = (
+                time_limit(session, timeout_ms=timeout_ms) if where is not None else nullcontext()
+            )
+            async with limited:
+                total = await scim_repo.count_users(session, where=where)
+                rows = await scim_repo.users(session, where=where, offset=offset, limit=limit)
+                return total, await _views(session, rows)
+    except StatementTimedOut as exc:
+        raise SearchTimedOut(timeout_ms) from exc
 
 
 @retried
@@ -236,6 +255,7 @@ async def change_user(
                 actor=actor,
                 added=wanted.active,
                 pairs=[(name, userid) for name, _ in after.groups],
+                decided=True,
             )
         events.emit(
             session, actor=actor, type="user.updated", data=_record(after) | {"changed": fields}

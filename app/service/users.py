@@ -48,10 +48,9 @@ async def create_user(
         raise InvalidName("userid", userid)
     _check_userid(userid, record.userid)
     async with transaction(session):
-        found = await find_groups(session, record.groups)
+        # Their member lists change: found and locked in one statement.
+        found = await find_groups(session, record.groups, changing=True)
         new_groups = sorted(found.ids)
-        # Their member lists change.
-        await lock_in_order(session, groups=new_groups)
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
             user_id = await user_repo.insert_user(
@@ -123,23 +122,25 @@ async def update_user(
         raise UserNotFound(userid)
     _check_userid(userid, given_userid)
     async with transaction(session):
-        seen = await user_repo.find(session, userid=userid)
-        if seen is None:
+        found = None
+        locked: set[int] = set()
+        if groups is not None:
+            found = await find_groups(session, groups)
+            # A first look, to lock the groups whose member lists change before the user.
+            seen = await user_repo.find_with_groups(session, userid=userid)
+            if seen is None:
+                raise UserNotFound(userid)
+            locked = set(seen[1]) ^ found.ids
+            await lock_in_order(session, groups=locked)
+        # The user and its memberships as they are, now that no other writer can change them.
+        held = await user_repo.lock_with_groups(session, userid=userid)
+        if held is None:
             raise UserNotFound(userid)
-        found = None if groups is None else await find_groups(session, groups)
-        wanted = None if found is None else found.ids
-        first_seen = await memberships.group_ids_of(session, user_id=seen.id)
-        # The groups whose member lists change, before the user.
-        locked = set() if wanted is None else first_seen ^ wanted
-        await lock_in_order(session, groups=locked)
-        user = await user_repo.lock(session, userid=userid)
-        if user is None:
-            raise UserNotFound(userid)
+        user, current_groups = held
         check(if_match, f"User {userid!r}", user.id, user.version)
-        if found is not None:
-            found.require_all()
-        current = await memberships.group_ids_of(session, user_id=user.id)
-        current_names = await group_repo.names_of(session, ids=sorted(current))
+        wanted = None if found is None else found.require_all()
+        current = set(current_groups)
+        current_names = sorted(current_groups.values())
         before = UserRecord(
             first_name=user.first_name,
             last_name=user.last_name,
@@ -172,7 +173,7 @@ async def update_user(
             before=before.model_dump(),
             after=record.model_dump(),
         )
-        _emit_changes(session, actor, before, record)
+        _emit_changes(session, actor, before, record, active=user.active)
     return Tagged(_as_shown(record, user.active), etag(user.id, version))
 
 
@@ -192,44 +193,54 @@ async def delete_user(
     if not is_valid_name(userid):
         raise UserNotFound(userid)
     async with transaction(session):
-        seen = await user_repo.find(session, userid=userid)
-        if seen is None:
+        # Its groups' member lists change: they come first in the lock order.
+        locked = await group_repo.lock_of_user(session, userid=userid)
+        held = await user_repo.lock_with_groups(session, userid=userid, for_delete=True)
+        if held is None:
             raise UserNotFound(userid)
-        before = await memberships.group_ids_of(session, user_id=seen.id)
-        await lock_in_order(session, groups=before)
-        user = await user_repo.lock(session, userid=userid, for_delete=True)
-        if user is None:
-            raise UserNotFound(userid)
+        user, current_groups = held
         check(if_match, f"User {userid!r}", user.id, user.version)
-        current = await memberships.group_ids_of(session, user_id=user.id)
-        await lock_in_order(session, groups=current - before)
-        gone = UserRecord(
+        current = sorted(current_groups)
+        # Rare: a membership came between the groups' lock and the user's.
+        await lock_in_order(session, groups=set(current) - locked)
+        stored = UserRecord(
             first_name=user.first_name,
             last_name=user.last_name,
             userid=userid,
-            groups=await group_repo.names_of(session, ids=sorted(current)),
+            groups=sorted(current_groups.values()),
         )
+        # The feed's view: an inactive user's memberships were never shown, so
+        # their going is no news (and the row is gone before the commit could
+        # tell its events to drop them).
+        gone = _as_shown(stored, user.active)
         # The memberships go by cascade; the groups they leave have changed.
-        await group_repo.bump(session, ids=sorted(current))
-        await user_repo.delete_user(session, user_id=user.id)
+        await user_repo.delete_user(session, user_id=user.id, groups=current)
         await audit(
             session,
             actor=actor,
             action="user.delete",
             resource=f"users/{userid}",
-            before=gone.model_dump(),
+            before=stored.model_dump(),
         )
         # The cascade's memberships go first, then the user.
         events.memberships(
-            session, actor=actor, added=False, pairs=[(name, userid) for name in gone.groups]
+            session,
+            actor=actor,
+            added=False,
+            pairs=[(name, userid) for name in gone.groups],
+            decided=True,
         )
         events.emit(session, actor=actor, type="user.deleted", data=gone.model_dump())
 
 
 def _emit_changes(
-    session: AsyncSession, actor: Actor, before: UserRecord, after: UserRecord
+    session: AsyncSession, actor: Actor, before: UserRecord, after: UserRecord, *, active: bool
 ) -> None:
-    """The membership events of a change, then user.updated if the names changed."""
+    """The membership events of a change, then user.updated if the names changed.
+
+    The record in user.updated is as GET shows it; the membership events of
+    an inactive user are dropped as the transaction commits (events.memberships).
+    """
     userid = after.userid
     was, now = set(before.groups), set(after.groups)
     events.memberships(
@@ -240,5 +251,5 @@ def _emit_changes(
     )
     changed = [f for f in ("first_name", "last_name") if getattr(before, f) != getattr(after, f)]
     if changed:
-        data = after.model_dump() | {"changed": changed}
+        data = _as_shown(after, active).model_dump() | {"changed": changed}
         events.emit(session, actor=actor, type="user.updated", data=data)

@@ -20,12 +20,33 @@ from app.repository.webhooks import DELIVERED, FAILED, PENDING, AttemptRow, Deli
 from app.service.audit import record as audit
 from app.service.common import retried, transaction
 from app.service.events import TYPES
-from app.webhooks.signing import SecretBox, new_secret
+from app.settings import Settings
+from app.webhooks import addresses
+from app.webhooks.signing import SecretBox, SecretUnavailable, new_secret
 
 # Events queued per endpoint per pass; the next pass goes on from there.
 _FAN_OUT_BATCH = 1000
 # Who disables a failing endpoint, as the audit log names it.
 _DELIVERY_ACTOR = Actor("webhook-delivery", Role.admin)
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """What seals endpoint secrets: GROUPED_USERS_SECRET_KEY's box, a plain one without it."""
+    key = settings.secret_key
+    return SecretBox(key.get_secret_value() if key is not None else None)
+
+
+async def checked_url(settings: Settings, url: str) -> str:
+    """`url` if these settings let an endpoint have it (scheme, public address), else 422."""
+    try:
+        await addresses.check(
+            url,
+            allow_http=settings.webhook_allow_http,
+            allow_private=settings.webhook_allow_private,
+        )
+    except addresses.RefusedURL as exc:
+        raise InvalidWebhook("url", str(exc)) from None
+    return url
 
 
 @dataclass(frozen=True)
@@ -154,23 +175,58 @@ async def delete_webhook(session: AsyncSession, *, actor: Actor, webhook_id: str
         )
 
 
+@dataclass(frozen=True)
+class Rotation:
+    secret: str
+    # Until then deliveries carry a signature with the previous secret too.
+    previous_valid_until: datetime | None
+
+
 @retried
 async def rotate_secret(
-    session: AsyncSession, *, actor: Actor, box: SecretBox, webhook_id: str
-) -> str:
-    """A new signing secret, used from the next delivery on; the old one stops at once."""
+    session: AsyncSession, *, actor: Actor, box: SecretBox, webhook_id: str, overlap: timedelta
+) -> Rotation:
+    """A new signing secret, used from the next delivery on; the old one signs too for `overlap`.
+
+    As Standard Webhooks (Svix) do: a receiver that has not deployed the new
+    secret yet keeps accepting deliveries. A second rotation within the
+    overlap ends the first one's previous secret: only the last two sign.
+    """
     secret = new_secret()
     async with transaction(session):
-        if await repo.get(session, webhook_id=webhook_id, lock=True) is None:
+        found = await repo.get(session, webhook_id=webhook_id, lock=True)
+        if found is None:
             raise WebhookNotFound(webhook_id)
-        await repo.update_webhook(session, webhook_id=webhook_id, secret=box.seal(secret))
+        previous = _resealed(box, found.secret) if overlap > timedelta(0) else None
+        until = now() + overlap if previous is not None else None
+        await repo.update_webhook(
+            session,
+            webhook_id=webhook_id,
+            secret=box.seal(secret),
+            previous_secret=previous,
+            previous_secret_until=until,
+        )
         await audit(
             session,
             actor=actor,
             action="webhook.rotate_secret",
             resource=f"webhooks/{webhook_id}",
         )
-    return secret
+    return Rotation(secret, until)
+
+
+def _resealed(box: SecretBox, stored: str) -> str | None:
+    """The stored secret sealed as a new one would be; None if it cannot sign anyway."""
+    try:
+        return box.seal(box.open(stored))
+    except SecretUnavailable:
+        return None
+
+
+async def forget_expired_secrets(session: AsyncSession) -> None:
+    """Drop the previous secrets whose overlap has ended: a dump then holds none of them."""
+    async with transaction(session):
+        await repo.forget_previous_secrets(session, before=now())
 
 
 @dataclass(frozen=True)
@@ -233,14 +289,23 @@ async def retry_delivery(
 # --- the steps of delivering ------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Work:
+    # Anything to queue or send now.
+    due: bool
+    # Any enabled endpoint: without one, a new event brings no work.
+    endpoints: bool
+
+
 @retried
-async def has_work(session: AsyncSession) -> bool:
+async def has_work(session: AsyncSession) -> Work:
     """Whether there is anything to queue or send now; a read, so idle processes take no lock."""
     async with session.begin():
+        endpoints = await repo.any_enabled(session)
         position = (await event_repo.counter(session)).position
         if await repo.behind(session, position=position):
-            return True
-        return bool(await repo.due_endpoints(session, now=now(), limit=1))
+            return Work(True, endpoints)
+        return Work(bool(await repo.due_endpoints(session, now=now(), limit=1)), endpoints)
 
 
 @retried

@@ -79,6 +79,35 @@ export function showProblem(form, slot, problem, control = null) {
   return target;
 }
 
+// A form in a card: its heading, `body` (fields, lists), then its button and problem slot.
+// On submit `send` runs, one press at a time; a problem it throws goes to `fail`, by
+// default shown beside the field it names, else in the slot.
+export function cardForm({ id, title, button, body, send, fail }) {
+  const slot = formError();
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": id },
+    h("h2", { id }, title),
+    ...body,
+    h("div", { class: "actions" }, button),
+    slot,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    busy(button, true);
+    try {
+      await send();
+    } catch (problem) {
+      if (fail) fail(problem, form, slot);
+      else showProblem(form, slot, problem);
+    } finally {
+      busy(button, false);
+    }
+  });
+  return { form, slot };
+}
+
 // A button at work cannot be pressed twice.
 export function busy(button, running) {
   button.disabled = running;

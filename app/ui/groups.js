@@ -1,7 +1,7 @@
 // Groups: the list with member counts, creating a group, a group's page (members, delete).
 
 import { Problem, can, path, request, withQuery } from "./api.js";
-import { busy, clearErrors, field, formError, h, input, showProblem, table } from "./dom.js";
+import { busy, cardForm, field, h, input, showProblem, table } from "./dom.js";
 import { confirmButton, flash, go, link, pager } from "./nav.js";
 
 const PAGE_SIZE = 50;
@@ -33,29 +33,16 @@ export async function groupsPage(params) {
 
 function createGroupForm() {
   const name = input("name", { required: true, placeholder: "admins" });
-  const button = h("button", { type: "submit" }, "Create group");
-  const slot = formError();
-  const form = h(
-    "form",
-    { class: "card", "aria-labelledby": "new-group" },
-    h("h2", { id: "new-group" }, "New group"),
-    field("Group name", name),
-    h("div", { class: "actions" }, button),
-    slot,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    busy(button, true);
-    const chosen = name.value.trim();
-    try {
+  const { form } = cardForm({
+    id: "new-group",
+    title: "New group",
+    button: h("button", { type: "submit" }, "Create group"),
+    body: [field("Group name", name)],
+    send: async () => {
+      const chosen = name.value.trim();
       await request("POST", path("groups", chosen));
       go(`#${path("groups", chosen)}`, `Created group ${chosen}; add its members below.`);
-    } catch (problem) {
-      showProblem(form, slot, problem);
-    } finally {
-      busy(button, false);
-    }
+    },
   });
   return form;
 }
@@ -135,17 +122,19 @@ function removeButton(name, userid) {
 function addMemberForm(name) {
   const options = h("datalist", { id: "member-suggestions" });
   const userid = input("userid", { required: true, list: options.id, placeholder: "type a userid or name" });
-  const button = h("button", { type: "submit" }, "Add member");
-  const slot = formError();
-  const form = h(
-    "form",
-    { class: "card", "aria-labelledby": "add-member" },
-    h("h2", { id: "add-member" }, "Add a member"),
-    field("User ID", userid, "Suggestions come from the users whose id or name contains what you type."),
-    options,
-    h("div", { class: "actions" }, button),
-    slot,
-  );
+  const { form, slot } = cardForm({
+    id: "add-member",
+    title: "Add a member",
+    button: h("button", { type: "submit" }, "Add member"),
+    body: [field("User ID", userid, "Suggestions come from the users whose id or name contains what you type."), options],
+    send: async () => {
+      const chosen = userid.value.trim();
+      await request("PUT", path("groups", name, "members", chosen));
+      go(`#${path("groups", name)}`, `Added ${chosen} to ${name}.`);
+    },
+    // The field is the one that caused it, whatever the API calls it.
+    fail: (problem, form, slot) => showProblem(form, slot, problem, userid),
+  });
   let timer = null;
   let asked = 0;
   userid.addEventListener("input", () => {
@@ -165,21 +154,6 @@ function addMemberForm(name) {
         if (problem instanceof Problem) showProblem(form, slot, problem, userid);
       }
     }, 150);
-  });
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    busy(button, true);
-    const chosen = userid.value.trim();
-    try {
-      await request("PUT", path("groups", name, "members", chosen));
-      go(`#${path("groups", name)}`, `Added ${chosen} to ${name}.`);
-    } catch (problem) {
-      // The field is the one that caused it, whatever the API calls it.
-      showProblem(form, slot, problem, userid);
-    } finally {
-      busy(button, false);
-    }
   });
   return form;
 }

@@ -1,7 +1,7 @@
 // Users: the searchable list, creating a user, a user's page (edit, delete).
 
 import { Problem, can, path, request, withQuery } from "./api.js";
-import { busy, clearErrors, field, formError, h, input, showProblem, table } from "./dom.js";
+import { cardForm, field, formError, h, input, showProblem, table } from "./dom.js";
 import { confirmButton, flash, go, link, pager } from "./nav.js";
 
 const PAGE_SIZE = 25;
@@ -60,31 +60,18 @@ function createUserForm() {
   const userid = input("userid", { required: true, placeholder: "jsmith" });
   const first = input("first_name", { required: true, autocomplete: "off" });
   const last = input("last_name", { required: true, autocomplete: "off" });
-  const button = h("button", { type: "submit" }, "Create user");
-  const slot = formError();
-  const form = h(
-    "form",
-    { class: "card", "aria-labelledby": "new-user" },
-    h("h2", { id: "new-user" }, "New user"),
-    h("div", { class: "grid" }, field("User ID", userid), field("First name", first), field("Last name", last)),
-    h("div", { class: "actions" }, button),
-    slot,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    busy(button, true);
-    const id = userid.value.trim();
-    try {
+  const { form } = cardForm({
+    id: "new-user",
+    title: "New user",
+    button: h("button", { type: "submit" }, "Create user"),
+    body: [h("div", { class: "grid" }, field("User ID", userid), field("First name", first), field("Last name", last))],
+    send: async () => {
+      const id = userid.value.trim();
       await request("POST", path("users", id), {
         json: { first_name: first.value, last_name: last.value },
       });
       go(`#${path("users", id)}`, `Created user ${id}.`);
-    } catch (problem) {
-      showProblem(form, slot, problem);
-    } finally {
-      busy(button, false);
-    }
+    },
   });
   return form;
 }
@@ -126,28 +113,20 @@ export async function userPage(userid) {
 function editUserForm(user, etag) {
   const first = input("first_name", { required: true, value: user.first_name });
   const last = input("last_name", { required: true, value: user.last_name });
-  const button = h("button", { type: "submit" }, "Save changes");
-  const slot = formError();
-  const form = h(
-    "form",
-    { class: "card", "aria-labelledby": "edit-user" },
-    h("h2", { id: "edit-user" }, "Edit"),
-    h("div", { class: "grid" }, field("First name", first), field("Last name", last)),
-    h("div", { class: "actions" }, button),
-    slot,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    busy(button, true);
-    const patch = {};
-    if (first.value !== user.first_name) patch.first_name = first.value;
-    if (last.value !== user.last_name) patch.last_name = last.value;
-    try {
+  const { form } = cardForm({
+    id: "edit-user",
+    title: "Edit",
+    button: h("button", { type: "submit" }, "Save changes"),
+    body: [h("div", { class: "grid" }, field("First name", first), field("Last name", last))],
+    send: async () => {
+      const patch = {};
+      if (first.value !== user.first_name) patch.first_name = first.value;
+      if (last.value !== user.last_name) patch.last_name = last.value;
       // If-Match: the change applies only to the version shown, never over another's edit.
       await request("PATCH", path("users", user.userid), { mergePatch: patch, ifMatch: etag });
       go(`#${path("users", user.userid)}`, "Saved.");
-    } catch (problem) {
+    },
+    fail: (problem, form, slot) => {
       if (problem.status === 412) {
         const reload = h("button", { type: "button", onclick: () => go(`#${path("users", user.userid)}`) }, "Reload");
         slot.replaceChildren(
@@ -162,9 +141,7 @@ function editUserForm(user, etag) {
       } else {
         showProblem(form, slot, problem);
       }
-    } finally {
-      busy(button, false);
-    }
+    },
   });
   return form;
 }

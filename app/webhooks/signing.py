@@ -33,6 +33,16 @@ def sign(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def signatures(secrets: list[str], *, message_id: str, timestamp: int, body: bytes) -> str:
+    """The webhook-signature header: one signature per secret, space-separated.
+
+    A receiver accepts the message if any of them verifies with its secret.
+    """
+    return " ".join(
+        sign(secret, message_id=message_id, timestamp=timestamp, body=body) for secret in secrets
+    )
+
+
 class SecretBox:
     """Seals secrets with a key derived from GROUPED_USERS_SECRET_KEY (Fernet), if one is set.
 

@@ -15,18 +15,19 @@ import json
 import logging
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
 from app.clock import as_utc, now
 from app.db import Database
 from app.repository.events import Bell
+from app.repository.webhooks import WebhookRow
 from app.service import webhooks
 from app.service.events import purge
 from app.settings import Settings
 from app.webhooks import addresses
-from app.webhooks.signing import SecretBox, SecretUnavailable, sign
+from app.webhooks.signing import SecretBox, SecretUnavailable, signatures
 
 log = logging.getLogger("grouped_users.webhooks")
 
@@ -68,6 +69,8 @@ class Deliverer:
             backoff_max=settings.webhook_backoff_max_seconds,
         )
         self._held: set[str] = set()
+        # Whether the last look found an enabled endpoint (see _idle).
+        self._endpoints = True
         self._tasks: list[asyncio.Task[None]] = []
         self._client = httpx.AsyncClient(
             follow_redirects=False,
@@ -93,7 +96,9 @@ class Deliverer:
 
     async def run_once(self) -> bool:
         """Queue what is new, then make one delivery; False when there was none to make."""
-        if not await webhooks.has_work(self._database.reader()):
+        work = await webhooks.has_work(self._database.reader())
+        self._endpoints = work.endpoints
+        if not work.due:
             return False
         async with self._database.writer() as session:
             await webhooks.fan_out(session)
@@ -129,7 +134,10 @@ class Deliverer:
                 await self._idle()
 
     async def _idle(self) -> None:
-        if self._bell is None:
+        # With no endpoint to send to, a committed event is no work: waking
+        # every sender at each commit would only cost the writers' CPU. A new
+        # endpoint is seen at the next look, within IDLE_SECONDS.
+        if self._bell is None or not self._endpoints:
             await asyncio.sleep(IDLE_SECONDS)
             return
         with contextlib.suppress(TimeoutError):
@@ -140,9 +148,22 @@ class Deliverer:
             try:
                 async with self._database.writer() as session:
                     await purge(session, retention=self._settings.event_retention)
+                    await webhooks.forget_expired_secrets(session)
             except Exception:
                 log.exception("event purge failed")
             await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+    def _secrets(self, webhook: WebhookRow, at: datetime) -> list[str]:
+        """The secrets that sign now: the current one, and the previous during its overlap."""
+        current = [self.box.open(webhook.secret)]
+        until = webhook.previous_secret_until
+        if webhook.previous_secret is None or until is None or as_utc(until) <= at:
+            return current
+        try:
+            return [*current, self.box.open(webhook.previous_secret)]
+        except SecretUnavailable:
+            # The current one signs all the same.
+            return current
 
     async def _post(self, claimed: webhooks.Claimed) -> webhooks.Outcome:
         started, at = time.monotonic(), now()
@@ -160,7 +181,7 @@ class Deliverer:
                 allow_http=self._settings.webhook_allow_http,
                 allow_private=self._settings.webhook_allow_private,
             )
-            secret = self.box.open(claimed.webhook.secret)
+            secrets = self._secrets(claimed.webhook, at)
         except (addresses.RefusedURL, SecretUnavailable) as exc:
             return outcome(
                 None,
@@ -172,8 +193,8 @@ class Deliverer:
             "content-type": "application/json",
             "webhook-id": claimed.event.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(
-                secret, message_id=claimed.event.id, timestamp=timestamp, body=body
+            "webhook-signature": signatures(
+                secrets, message_id=claimed.event.id, timestamp=timestamp, body=body
             ),
         }
         try:

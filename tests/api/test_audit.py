@@ -31,7 +31,7 @@ from app.repository import users as user_repo
 from app.service import audit as audit_service
 from app.service import tokens
 from app.settings import Settings
-from tests.support.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import Seen, assert_problem, create_group, create_user, seen_by_get
 
 pytestmark = pytest.mark.anyio
 
@@ -138,14 +138,12 @@ async def view(client: httpx.AsyncClient, resource: str) -> Any:
     return members
 
 
-async def snapshot(client: httpx.AsyncClient) -> list[tuple[str, int, Any, str | None]]:
+async def snapshot(client: httpx.AsyncClient) -> Seen:
     """Everything GET shows, ETags included, but when tokens were last used."""
-    seen = []
-    for path in ["/users", "/groups", *(f"/users/{u}" for u in USERS), *GROUP_PATHS]:
-        response = await client.get(path)
-        seen.append((path, response.status_code, response.json(), response.headers.get("etag")))
+    paths = ["/users", "/groups", *(f"/users/{u}" for u in USERS), *GROUP_PATHS]
+    seen = await seen_by_get(client, paths)
     listed = [{**t, "last_used_at": None} for t in (await client.get("/tokens")).json()]
-    return [*seen, ("/tokens", 200, listed, None)]
+    return seen | {"/tokens": (200, listed, None)}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,8 @@ from app.repository import users as user_repo
 from app.service import tokens
 from app.service import users as user_service
 from app.settings import Settings
-from tests.support.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import Seen, assert_problem, create_group, create_user, seen_by_get
+from tests.support.sockets import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -56,14 +56,10 @@ async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.
         yield client
 
 
-async def snapshot(client: httpx.AsyncClient) -> list[tuple[str, int, Any, str | None]]:
+async def snapshot(client: httpx.AsyncClient) -> Seen:
     """Both sides (users' groups, groups' members) with ETags, and the audit log."""
-    seen = []
     paths = ["/users", "/groups", "/audit", *(f"/users/{u}" for u in USERS)]
-    for path in [*paths, *(f"/groups/{g}" for g in GROUPS)]:
-        response = await client.get(path)
-        seen.append((path, response.status_code, response.json(), response.headers.get("etag")))
-    return seen
+    return await seen_by_get(client, [*paths, *(f"/groups/{g}" for g in GROUPS)])
 
 
 def record(groups: list[str]) -> dict[str, Any]:
@@ -251,18 +247,11 @@ async def test_security_headers_on_every_response(
         assert unauthenticated.status_code == 401
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_the_real_server_sends_no_server_header(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GROUPED_USERS_")}
     env |= {"GROUPED_USERS_DATABASE_URL": f"sqlite:///{tmp_path / 'gu.db'}"}
     env |= {"GROUPED_USERS_AUTH": "required"}
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("ab") as output:

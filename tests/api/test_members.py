@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
-from tests.support.helpers import PROBLEM_JSON, assert_problem, create_group, create_user
+from tests.support.helpers import (
+    PROBLEM_JSON,
+    Seen,
+    assert_problem,
+    create_group,
+    create_user,
+    seen_by_get,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -30,13 +35,9 @@ def member(name: str, userid: str) -> str:
     return f"/groups/{name}/members/{userid}"
 
 
-async def snapshot(client: httpx.AsyncClient) -> dict[str, tuple[int, Any, str | None]]:
+async def snapshot(client: httpx.AsyncClient) -> Seen:
     """Every user and group as GET shows them, ETags and member counts included."""
-    seen: dict[str, tuple[int, Any, str | None]] = {}
-    for path in WATCHED:
-        response = await client.get(path)
-        seen[path] = (response.status_code, response.json(), response.headers.get("etag"))
-    return seen
+    return await seen_by_get(client, WATCHED)
 
 
 async def both_sides(client: httpx.AsyncClient) -> dict[str, list[str]]:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user, members_of
 
 # The contract holds with auth disabled and with a writer token alike.
 pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]
@@ -22,17 +22,6 @@ async def groups_of(client: httpx.AsyncClient, userid: str) -> list[str]:
     assert response.status_code == 200, response.text
     groups: list[str] = response.json()["groups"]
     return groups
-
-
-async def members_of(client: httpx.AsyncClient, name: str) -> list[str]:
-    """The members; [] when GET answers 404 (no members, or no group)."""
-    response = await client.get(f"/groups/{name}")
-    if response.status_code == 404:
-        assert_problem(response, 404, "group_not_found")
-        return []
-    assert response.status_code == 200, response.text
-    members: list[str] = response.json()
-    return members
 
 
 async def memberships(

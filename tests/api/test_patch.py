@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import Seen, assert_problem, create_group, create_user, seen_by_get
 
 pytestmark = pytest.mark.anyio
 
@@ -46,13 +46,9 @@ async def patch(
     return await client.patch(f"/users/{userid}", content=content, headers=headers)
 
 
-async def snapshot(client: httpx.AsyncClient) -> dict[str, tuple[int, Any, str | None]]:
+async def snapshot(client: httpx.AsyncClient) -> Seen:
     """Both users and every group as GET shows them, ETags included."""
-    seen: dict[str, tuple[int, Any, str | None]] = {}
-    for path in WATCHED:
-        response = await client.get(path)
-        seen[path] = (response.status_code, response.json(), response.headers.get("etag"))
-    return seen
+    return await seen_by_get(client, WATCHED)
 
 
 async def assert_both_sides(client: httpx.AsyncClient, groups: list[str]) -> None:

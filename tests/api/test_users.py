@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.helpers import assert_problem, create_group, create_user
+from tests.support.helpers import assert_problem, create_group, create_user, members_of
 
 # The contract holds with auth disabled and with a writer token alike.
 pytestmark = [pytest.mark.anyio, pytest.mark.with_writer_token]
@@ -44,17 +44,6 @@ async def fetch_user(client: httpx.AsyncClient, userid: str) -> dict[str, Any] |
     assert response.status_code == 200, response.text
     record: dict[str, Any] = response.json()
     return record
-
-
-async def fetch_members(client: httpx.AsyncClient, name: str) -> list[str]:
-    """A group's members; [] when GET answers 404 (no members or no group)."""
-    response = await client.get(f"/groups/{name}")
-    if response.status_code == 404:
-        assert_problem(response, 404, "group_not_found")
-        return []
-    assert response.status_code == 200, response.text
-    members: list[str] = response.json()
-    return members
 
 
 def error_fields(body: dict[str, Any]) -> list[str]:
@@ -135,7 +124,7 @@ async def test_post_existing_user_is_409_and_changes_nothing(client: httpx.Async
     body = assert_problem(response, 409, "user_exists")
     assert "jsmith" in body["detail"]
     assert await fetch_user(client, "jsmith") == before
-    assert await fetch_members(client, "users") == []
+    assert await members_of(client, "users") == []
 
 
 @pytest.mark.parametrize("userid", BAD_NAMES)
@@ -213,7 +202,7 @@ async def test_invalid_record_is_422_and_stores_nothing(
     assert any(name == field or name.startswith(f"{field}[") for name in error_fields(body)), body
     assert await fetch_user(client, "jsmith") == before
     assert await fetch_user(client, "other") is None
-    assert await fetch_members(client, "admins") == (["jsmith"] if before else [])
+    assert await members_of(client, "admins") == (["jsmith"] if before else [])
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
@@ -274,8 +263,8 @@ async def test_unknown_groups_are_422_listing_them_and_store_nothing(
     assert "'admins'" not in body["detail"]
     assert sorted(error_fields(body)) == ["groups[1]", "groups[2]"]
     assert await fetch_user(client, "jsmith") == before
-    assert await fetch_members(client, "admins") == []
-    assert await fetch_members(client, "users") == (["jsmith"] if before else [])
+    assert await members_of(client, "admins") == []
+    assert await members_of(client, "users") == (["jsmith"] if before else [])
     # Unknown groups are not created on the way.
     for name in ("staff", "ops"):
         assert_problem(await client.delete(f"/groups/{name}"), 404, "group_not_found")
@@ -325,8 +314,8 @@ async def test_put_replaces_the_whole_record(client: httpx.AsyncClient) -> None:
     expected = record | {"userid": "jsmith", "groups": ["admins", "ops"]}
     assert response.json() == expected
     assert await fetch_user(client, "jsmith") == expected
-    assert await fetch_members(client, "users") == []
-    assert await fetch_members(client, "ops") == ["jsmith"]
+    assert await members_of(client, "users") == []
+    assert await members_of(client, "ops") == ["jsmith"]
 
 
 @pytest.mark.parametrize("extra", [{}, {"userid": "jsmith"}], ids=["without-userid", "with-userid"])
@@ -340,7 +329,7 @@ async def test_put_without_groups_empties_them(
     expected = JOE | {"userid": "jsmith", "groups": []}
     assert response.json() == expected
     assert await fetch_user(client, "jsmith") == expected
-    assert await fetch_members(client, "admins") == []
+    assert await members_of(client, "admins") == []
 
 
 async def test_put_cannot_change_the_userid(client: httpx.AsyncClient) -> None:
@@ -359,7 +348,7 @@ async def test_put_unknown_user_is_404_and_creates_nothing(client: httpx.AsyncCl
     response = await client.put("/users/ghost", json=JOE | {"groups": ["admins"]})
     assert_problem(response, 404, "user_not_found")
     assert await fetch_user(client, "ghost") is None
-    assert await fetch_members(client, "admins") == []
+    assert await members_of(client, "admins") == []
 
 
 # DELETE
@@ -373,7 +362,7 @@ async def test_delete_removes_the_user(client: httpx.AsyncClient) -> None:
     assert response.status_code == 204, response.text
     assert response.content == b""
     assert await fetch_user(client, "jsmith") is None
-    assert await fetch_members(client, "admins") == []
+    assert await members_of(client, "admins") == []
     assert await fetch_user(client, "other") is not None
     assert_problem(await client.delete("/users/jsmith"), 404, "user_not_found")
     # The userid is free again.

@@ -23,6 +23,8 @@ class Receiver:
     # Seconds it takes before it answers (a slow receiver).
     delay: float = 0.0
     received: list[dict[str, Any]] = field(default_factory=list)
+    # Each accepted delivery as it came (body, headers), to verify again.
+    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     bad_signatures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,6 +55,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     assert headers["webhook-id"] == event["id"]
                     with receiver.lock:
                         receiver.received.append(json.loads(body))
+                        receiver.raw.append((body, headers))
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()

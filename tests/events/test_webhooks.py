@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.api import create_app
 from app.db import Database
 from app.models import Webhook
+from app.service import webhooks
 from app.settings import Settings
 from app.webhooks.worker import Deliverer
 from tests.events.feed import cursor, read_all
@@ -34,7 +37,8 @@ FAST = {
 
 @pytest.fixture
 def hook_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update=FAST)
+    # No secret overlap but where a test asks for one.
+    return settings.model_copy(update=FAST | {"webhook_secret_overlap_hours": 0})
 
 
 @pytest.fixture
@@ -157,9 +161,10 @@ async def test_signed_deliveries_in_feed_order_and_rotation(
                 assert delivery["state"] == "delivered"
                 assert [a["status_code"] for a in delivery["attempts"]] == [204]
 
-            # After a rotation only the new secret verifies.
+            # After a rotation without an overlap only the new secret verifies.
             await admin.delete(f"/webhooks/{only_groups['id']}")
             rotated = (await admin.post(f"/webhooks/{hook['id']}/rotate-secret")).json()
+            assert rotated["previous_valid_until"] is None
             await create_user(admin, "bob")
             await deliver_until(deliverer, lambda: receiver.bad_signatures > 0)
             receiver.secret = rotated["secret"]
@@ -280,3 +285,70 @@ async def test_secret_is_encrypted_with_the_secret_key(
     finally:
         await deliverer.stop()
         await unkeyed.stop()
+
+
+async def test_rotation_overlap_signs_with_both_secrets_until_it_ends(
+    database: Database, hook_settings: Settings
+) -> None:
+    overlapping = hook_settings.model_copy(
+        update={"webhook_secret_overlap_hours": 24, "secret_key": SecretStr("a key")}
+    )
+    app = create_app(overlapping, database=database)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    deliverer = Deliverer(database, overlapping)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            with receiving() as receiver:
+                hook = await register(client, receiver)
+                old = receiver.secret
+                response = await client.post(f"/webhooks/{hook['id']}/rotate-secret")
+                assert response.status_code == 200, response.text
+                rotated = response.json()
+                new = rotated["secret"]
+                until = datetime.fromisoformat(rotated["previous_valid_until"])
+                left = until - datetime.now(UTC)
+                assert timedelta(hours=23) < left <= timedelta(hours=24)
+                async with database.reader() as session, session.begin():
+                    previous = await session.scalar(select(Webhook.previous_secret))
+                assert previous is not None
+                assert previous.startswith("fernet:")
+                assert old.removeprefix("whsec_") not in previous
+
+                # During the overlap: the receiver still on the old secret accepts,
+                # and so would one on the new (two signatures, either verifies).
+                await create_group(client, "during")
+                await deliver_until(deliverer, lambda: len(receiver.ids()) == 1)
+                assert receiver.bad_signatures == 0
+                body, headers = receiver.raw[-1]
+                assert len(headers["webhook-signature"].split()) == 2
+                for secret in (old, new):
+                    assert StandardWebhook(secret).verify(body, headers)["id"] == receiver.ids()[0]
+
+                # After it: only the new secret verifies.
+                async with database.writer() as session, session.begin():
+                    await session.execute(
+                        update(Webhook).values(
+                            previous_secret_until=datetime.now(UTC) - timedelta(seconds=1)
+                        )
+                    )
+                await create_group(client, "after")
+                await deliver_until(deliverer, lambda: receiver.bad_signatures > 0)
+                receiver.secret = new
+                await deliver_until(deliverer, lambda: len(receiver.ids()) == 2)
+                body, headers = receiver.raw[-1]
+                assert len(headers["webhook-signature"].split()) == 1
+                with pytest.raises(WebhookVerificationError):
+                    StandardWebhook(old).verify(body, headers)
+                assert StandardWebhook(new).verify(body, headers)["id"] == receiver.ids()[1]
+                # And the expired previous secret is dropped from the database.
+                async with database.writer() as session:
+                    await webhooks.forget_expired_secrets(session)
+                async with database.reader() as session, session.begin():
+                    row = (
+                        await session.execute(
+                            select(Webhook.previous_secret, Webhook.previous_secret_until)
+                        )
+                    ).one()
+                assert tuple(row) == (None, None)
+    finally:
+        await deliverer.stop()

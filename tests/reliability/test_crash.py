@@ -35,9 +35,9 @@ from tests.support.live_server import (
     LiveServer,
     Snapshot,
     async_url,
-    fresh_postgres,
     graceful_exit,
     launch,
+    served_database,
     serving,
     snapshot,
     terminate,
@@ -356,11 +356,7 @@ async def _wait_until_sessions_end(database_url: str, within: float = 20.0) -> N
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'grouped-users.db'}"
-        return
-    with fresh_postgres(request.getfixturevalue("postgres_url"), "grouped_users_crash") as url:
-        yield url
+    yield from served_database(request, tmp_path, "grouped_users_crash")
 
 
 async def test_acknowledged_writes_survive_sigkill(

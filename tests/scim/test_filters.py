@@ -8,9 +8,16 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from app.api import create_app
+from app.db import Database
+from app.settings import Settings
+from tests.support.helpers import insert_many_users
+
 pytestmark = pytest.mark.anyio
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM = {"Content-Type": "application/scim+json"}
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 
 @pytest.fixture
@@ -120,3 +127,27 @@ async def test_a_date_with_an_offset_compares_as_its_instant(people: httpx.Async
     assert await ids(people, f'meta.created lt "{after}"') == everyone
     assert await ids(people, f'meta.created gt "{after}"') == []
     assert await ids(people, f'meta.lastModified lt "{before}"') == []
+
+
+async def test_a_filter_over_the_search_time_limit_is_stopped(
+    settings: Settings, database: Database
+) -> None:
+    # A `co` filter matching no one reads every user: well over 1 ms.
+    await insert_many_users(database, 60_000)
+    hasty = create_app(settings.model_copy(update={"search_timeout_ms": 1}), database=database)
+    transport = httpx.ASGITransport(app=hasty, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        for url, body in [
+            ("/scim/v2/Users?filter=" + quote('displayName co "zq"'), None),
+            ("/scim/v2/.search", {"schemas": [SEARCH], "filter": 'userName co "zq"'}),
+        ]:
+            if body is None:
+                response = await client.get(url)
+            else:
+                response = await client.post(url, json=body, headers=SCIM)
+            assert response.status_code == 503, response.text
+            assert "1 ms" in response.json()["detail"]
+        # Unfiltered, the listing has no such limit; the connections serve on.
+        response = await client.get("/scim/v2/Users?count=2")
+        assert response.status_code == 200, response.text
+        assert response.json()["totalResults"] == 60_000

@@ -106,22 +106,43 @@ async def test_a_list_carries_members_within_the_bound_in_all(client: httpx.Asyn
     assert sorted(shown) == [0, 0, SMALL]
 
 
-async def test_a_large_answer_is_built_off_the_event_loop(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def threads_of(monkeypatch: pytest.MonkeyPatch, builder: str) -> list[int]:
+    """The threads that each call of this resource builder of the endpoints runs on."""
     threads: list[int] = []
-    build = resources.group_to_scim
+    build = getattr(resources, builder)
 
     def spied(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.get_ident())
         return build(*args, **kwargs)
 
-    monkeypatch.setattr(endpoints, "group_to_scim", spied)
+    monkeypatch.setattr(endpoints, builder, spied)
+    return threads
+
+
+async def test_a_large_answer_is_built_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = threads_of(monkeypatch, "group_to_scim")
     await get(client, "/scim/v2/Groups/small")
     await get(client, "/scim/v2/Groups/empty")
     assert threads[0] != threading.get_ident()
     # A small answer costs no thread hop.
     assert threads[1] == threading.get_ident()
+
+
+async def test_a_large_page_of_users_is_built_off_the_event_loop(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = threads_of(monkeypatch, "user_to_scim")
+    # Users only: a page of many resources, each a model, with no members.
+    large = endpoints.RESOURCES_ON_THREAD + 1
+    await get(client, "/scim/v2/Users", count=large)
+    assert len(threads) == large
+    assert threading.get_ident() not in threads
+    threads.clear()
+    await get(client, "/scim/v2/Users", count=2)
+    # A small answer costs no thread hop.
+    assert threads == [threading.get_ident()] * 2
 
 
 async def test_a_patch_of_a_large_group_answers_within_the_bound(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+
+from app.db import Database
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -40,3 +44,40 @@ async def create_group(
     if members:
         response = await client.put(f"/groups/{name}", json=members)
         assert response.status_code == 200, response.text
+
+
+# Users u1 .. u{count}, all named Ann Lee, put in with one statement (no API,
+# no events): enough rows for a scan to take a while, in a second or two.
+_MANY_USERS = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+INSERT INTO users (userid, first_name, last_name, search_names, version)
+SELECT 'u' || i, 'Ann', 'Lee', 'ann lee', 1 FROM n
+"""
+
+
+async def insert_many_users(database: Database, count: int) -> None:
+    async with database.writer() as session, session.begin():
+        await session.execute(text(_MANY_USERS), {"count": count})
+
+
+async def members_of(client: httpx.AsyncClient, name: str) -> list[str]:
+    """A group's members; [] when GET answers 404 (no members, or no group)."""
+    response = await client.get(f"/groups/{name}")
+    if response.status_code == 404:
+        assert_problem(response, 404, "group_not_found")
+        return []
+    assert response.status_code == 200, response.text
+    members: list[str] = response.json()
+    return members
+
+
+Seen = dict[str, tuple[int, Any, str | None]]
+
+
+async def seen_by_get(client: httpx.AsyncClient, paths: Iterable[str]) -> Seen:
+    """What GET shows at each path (status, JSON, ETag): equal before and after, nothing changed."""
+    seen: Seen = {}
+    for path in paths:
+        response = await client.get(path)
+        seen[path] = (response.status_code, response.json(), response.headers.get("etag"))
+    return seen

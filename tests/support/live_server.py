@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,19 +27,12 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.settings import Settings
+from tests.support.sockets import LOOPBACK, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 25.0
 KILL_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_environment(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -193,19 +185,6 @@ def graceful_exit(code: int | None) -> bool:
     return code in (0, -signal.SIGTERM)
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response from a raw connection: status, headers (lower case), body."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(status_line.split()[1]), headers, body
-
-
 # --- PostgreSQL databases of one test ---------------------------------------------------------
 
 
@@ -253,6 +232,16 @@ def fresh_postgres(server_url: str, prefix: str = "grouped_users_live") -> Itera
         yield url
     finally:
         asyncio.run(admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def served_database(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Iterator[str]:
+    """The body of a fixture with params ["sqlite", "postgresql"]: a SQLite file in
+    tmp_path, or a fresh database on the test server, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'grouped-users.db'}"
+        return
+    with fresh_postgres(request.getfixturevalue("postgres_url"), prefix) as url:
+        yield url
 
 
 @asynccontextmanager

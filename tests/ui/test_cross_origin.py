@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.live_server import LOOPBACK
+from tests.support.sockets import LOOPBACK
 from tests.ui.conftest import Console, Tabs
 
 RECORD = {"first_name": "Eve", "last_name": "Attacker", "groups": []}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Route, sync_playwright
 
-from tests.support.live_server import LOOPBACK
+from tests.support.sockets import LOOPBACK
 from tests.ui.conftest import CHROMIUM_ARGS, Console, chromium_path
 
 REBOUND = "rebound.test"

@@ -1,0 +1,116 @@
+"""Instructions per `GET /users/{id}`, counted by valgrind: a figure that load does not move.
+
+wrk's requests/s drift with whatever else the machine runs; the number of
+instructions a worker executes per lookup does not. This serves the seeded
+20,000-user SQLite file with one worker under `valgrind --tool=callgrind`,
+sends warm-up lookups, zeroes the counters, sends N lookups on one keep-alive
+connection (the same seeded ids every time), dumps the counters and prints
+their total divided by N. The webhook sender is off: its once-a-second poll
+would be counted against the lookups, stretched by valgrind's slowness.
+
+    .venv/bin/python -m bench.instructions            # this checkout
+    (cd ../old && .venv/bin/python -m bench.instructions)   # another commit, same way
+
+Needs valgrind (`apt-get install valgrind`); about a minute and a half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.run import HOST, Directories, free_port, prepare_sqlite, server_env
+from bench.seed import userid
+
+USERS, GROUPS = 20_000, 200
+
+
+def lookups(port: int, count: int, seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 - which ids, not secrets
+    connection = http.client.HTTPConnection(HOST, port, timeout=600)
+    for _ in range(count):
+        connection.request("GET", f"/users/{userid(rng.randrange(USERS))}")
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"GET /users/{{id}} answered {answer.status}")
+    connection.close()
+
+
+def control(pid: int, command: str) -> None:
+    """Tell the callgrind running as `pid` to do `command`."""
+    subprocess.run(  # noqa: S603 - our own arguments
+        ["callgrind_control", command, str(pid)],  # noqa: S607 - valgrind's own tool, on PATH
+        check=True,
+        capture_output=True,
+    )
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the server exited at start")
+        try:
+            connection = http.client.HTTPConnection(HOST, port, timeout=5)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit("the server was not ready in time")
+
+
+def measure(count: int, warmup: int) -> float:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is missing: apt-get install valgrind")
+    url = prepare_sqlite(Directories().get(USERS, GROUPS))
+    port = free_port()
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        env = server_env(
+            database_url=url, auth="disabled", log_level="warning", webhook_deliver="false"
+        )
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        command += [sys.executable, "-m", "app", "serve", "--workers", "1"]
+        command += ["--host", HOST, "--port", str(port)]
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_ready(port, process)
+            lookups(port, warmup, seed=1)
+            control(process.pid, "-z")  # zero the counters
+            lookups(port, count, seed=2)
+            control(process.pid, "-d")  # dump them
+        finally:
+            process.terminate()
+            process.wait(timeout=120)
+        dump = Path(f"{out}.1").read_text()
+    found = re.search(r"^summary:\s*(\d+)", dump, re.MULTILINE)
+    if found is None:
+        raise SystemExit("no summary line in callgrind's dump")
+    return int(found.group(1)) / count
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=300)
+    args = parser.parse_args(argv)
+    per_lookup = measure(args.lookups, args.warmup)
+    print(f"{per_lookup:,.0f} instructions per GET /users/{{id}} ({args.lookups} lookups)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
