@@ -70,14 +70,26 @@ async def find_with_groups(
 async def lock_with_groups(
     session: AsyncSession, *, userid: str, for_delete: bool = False
 ) -> tuple[UserRow, dict[int, str]] | None:
-    """The user, locked as `lock` locks it, and its groups (id: name): one statement.
+    """The user, locked as `lock` locks it, and its groups (id: name) as they are then.
 
     Only the user's row is locked; the caller has locked the groups it
-    changes before (the lock order), and reads here the memberships as they
-    are once it holds the user.
+    changes before (the lock order). On PostgreSQL the memberships are a
+    second statement: when the lock had to wait for another writer, a join in
+    the locking statement would still show the memberships from before the
+    wait (READ COMMITTED re-reads only the locked row), and a deletion would
+    announce too few. SQLite runs one writer at a time: one statement.
     """
-    query = _with_groups(userid).with_for_update(of=User, key_share=not for_delete)
-    return await _user_and_groups(session, query)
+    if dialect(session) == "sqlite":
+        return await _user_and_groups(session, _with_groups(userid))
+    user = await lock(session, userid=userid, for_delete=for_delete)
+    if user is None:
+        return None
+    rows = await session.execute(
+        select(Group.id, Group.name)
+        .join(Membership, Membership.group_id == Group.id)
+        .where(Membership.user_id == user.id)
+    )
+    return user, {int(group_id): name for group_id, name in rows}
 
 
 async def lock(session: AsyncSession, *, userid: str, for_delete: bool = False) -> UserRow | None:
