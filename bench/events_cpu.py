@@ -6,7 +6,9 @@ in-process (httpx's ASGI transport, no sockets) on fresh copies of the
 seeded quick-profile SQLite file, sends sequential `POST /users/{new}` with
 2 groups each, and divides `time.process_time()` (every thread of the
 process: the COMMIT's thread too) by their number. On and off alternate,
-the order flipped each round, so that drift falls on both.
+the order flipped each round, so that drift falls on both; the mean and
+the median of the rounds are printed (on a shared machine one round can
+stray by half).
 
     .venv/bin/python -m bench.events_cpu                 # 3 rounds of 600 POSTs
     .venv/bin/python -m bench.events_cpu --profile on    # cProfile of one "on" run
@@ -20,6 +22,7 @@ import cProfile
 import gc
 import pstats
 import random
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,8 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ms = _run(_settings(url, state == "on"), args.posts, args.warmup, f"r{round_}")
             figures[state].append(ms)
             print(f"round {round_ + 1}, events {state}: {ms:.2f} ms CPU per POST", flush=True)
-    on, off = (sum(figures[s]) / len(figures[s]) for s in ("on", "off"))
-    print(f"mean: on {on:.2f} ms, off {off:.2f} ms: events cost {on / off - 1:+.0%} CPU per POST")
+    for name, middle in (("mean", statistics.mean), ("median", statistics.median)):
+        on, off = middle(figures["on"]), middle(figures["off"])
+        print(f"{name}: on {on:.2f} ms, off {off:.2f} ms: events cost {on / off - 1:+.0%} CPU")
     print(f"load average: {Path('/proc/loadavg').read_text().strip()}")
     return 0
 
