@@ -22,10 +22,12 @@ users' state when the writer has already decided which events are shown.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -42,6 +44,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -96,13 +99,17 @@ _INSERT_BATCH = 1000
 
 
 def new_ids(count: int) -> list[str]:
-    """`count` unique event ids: 128 random bits each, as a UUID4 has (122), drawn at once.
+    """`count` unique event ids: the time in milliseconds, then 80 random bits, as UUIDv7s.
 
-    One draw for a whole transaction: a member list of 10,000 writes 20,000
+    Time first (48 bits), so that new ids land at the end of the events'
+    unique index rather than all over it: SQLite's work inserting them
+    halved. The 80 random bits keep ids of the same millisecond apart. One
+    draw for a whole transaction: a member list of 10,000 writes 20,000
     events, and a UUID object per id cost a fifth of that write.
     """
-    drawn = os.urandom(16 * count).hex()
-    return ["evt_" + drawn[32 * n : 32 * (n + 1)] for n in range(count)]
+    prefix = f"evt_{time.time_ns() // 1_000_000 % 2**48:012x}"
+    drawn = os.urandom(10 * count).hex()
+    return [prefix + drawn[20 * n : 20 * (n + 1)] for n in range(count)]
 
 
 # The table, for the plain executemany of write_at_commit.
@@ -115,7 +122,11 @@ _ADVANCE = (
     .values(position=_COUNTER_TABLE.c.position + bindparam("count"))
     .returning(_COUNTER_TABLE.c.position)
 )
+# The events go to the driver as tuples, each value made by its column's
+# type as SQLAlchemy would make it (the same stored text), without the
+# per-row parameter handling that was half the time of writing 20,000 events.
 _INSERT_EVENTS = insert(_EVENTS)
+_EVENT_COLUMNS = ("position", "id", "type", "occurred_at", "actor", "request_id", "data")
 
 
 class WriterSession(Session):
@@ -150,14 +161,46 @@ def write_at_commit(session: Session) -> None:
         return
     # Last: the counter row stays locked only from here to COMMIT.
     last = connection.execute(_ADVANCE, {"count": len(pending)}).scalar_one()
-    rows = _rows(pending, first=last - len(pending) + 1)
-    # A batch per statement, through the table (no ORM bookkeeping per row):
-    # the rows' Python work runs on the event loop's thread, and between two
-    # statements the loop serves other requests while the driver writes, so
-    # a change of 50,000 memberships never holds it for long.
+    rows = _driver_rows(connection.dialect, pending, first=last - len(pending) + 1)
+    # A batch per statement: the rows' Python work runs on the event loop's
+    # thread, and between two statements the loop serves other requests
+    # while the driver writes, so a change of 50,000 memberships never holds
+    # it for long.
+    sql = _insert_sql(connection.dialect)
     for start in range(0, len(rows), _INSERT_BATCH):
-        connection.execute(_INSERT_EVENTS, rows[start : start + _INSERT_BATCH])
+        connection.exec_driver_sql(sql, rows[start : start + _INSERT_BATCH])
     session.info[_PUBLISHED] = last
+
+
+@functools.cache
+def _insert_sql(dialect: Dialect) -> str:
+    """The INSERT of one event, its parameters positional in _EVENT_COLUMNS' order."""
+    compiled = _INSERT_EVENTS.compile(dialect=dialect, column_keys=list(_EVENT_COLUMNS))
+    if compiled.positiontup != list(_EVENT_COLUMNS):
+        raise RuntimeError(f"events INSERT has parameters {compiled.positiontup}")
+    return compiled.string
+
+
+def _driver_rows(
+    dialect: Dialect, pending: Sequence[Pending], *, first: int
+) -> list[tuple[Any, ...]]:
+    """The rows of _insert_sql, each value as the column's type binds it."""
+    at = _bound(dialect, "occurred_at")(datetime.now(UTC))
+    as_data = _bound(dialect, "data")
+    ids = new_ids(len(pending))
+    return [
+        (first + n, ids[n], item.type, at, item.actor, item.request_id, as_data(item.data))
+        for n, item in enumerate(pending)
+    ]
+
+
+def _bound(dialect: Dialect, column: str) -> Callable[[Any], Any]:
+    process = _EVENTS.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _rows(pending: Sequence[Pending], *, first: int) -> list[dict[str, Any]]:
