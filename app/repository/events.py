@@ -112,21 +112,52 @@ def new_ids(count: int) -> list[str]:
     return [prefix + drawn[20 * n : 20 * (n + 1)] for n in range(count)]
 
 
-# The table, for the plain executemany of write_at_commit.
 _EVENTS = cast(Table, Event.__table__)
 _COUNTER_TABLE = cast(Table, EventCounter.__table__)
-# SQLite's statements, built once: a write only binds their parameters.
 _ADVANCE = (
     update(_COUNTER_TABLE)
-    .where(_COUNTER_TABLE.c.id == 1)
+    .where(_COUNTER_TABLE.c.id == bindparam("row"))
     .values(position=_COUNTER_TABLE.c.position + bindparam("count"))
     .returning(_COUNTER_TABLE.c.position)
 )
-# The events go to the driver as tuples, each value made by its column's
-# type as SQLAlchemy would make it (the same stored text), without the
-# per-row parameter handling that was half the time of writing 20,000 events.
-_INSERT_EVENTS = insert(_EVENTS)
 _EVENT_COLUMNS = ("position", "id", "type", "occurred_at", "actor", "request_id", "data")
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverStatements:
+    """SQLite's two statements at commit, compiled once, and the values' conversions.
+
+    They go to the driver as they are, the events as tuples, each value
+    made by its column's type as SQLAlchemy would make it (the same stored
+    text): SQLAlchemy's per-statement caching and per-row parameter work
+    was more than the writes themselves (half the time of 20,000 events).
+    """
+
+    advance: str
+    insert: str
+    occurred_at: Callable[[Any], Any]
+    data: Callable[[Any], Any]
+
+
+@functools.cache
+def _driver_statements(dialect: Dialect) -> _DriverStatements:
+    advance = _ADVANCE.compile(dialect=dialect)
+    insert_one = insert(_EVENTS).compile(dialect=dialect, column_keys=list(_EVENT_COLUMNS))
+    # Positional parameters, in the order the code passes them.
+    if advance.positiontup != ["count", "row"] or insert_one.positiontup != list(_EVENT_COLUMNS):
+        raise RuntimeError("the events' statements take other parameters")
+    return _DriverStatements(
+        advance.string, insert_one.string, _bound(dialect, "occurred_at"), _bound(dialect, "data")
+    )
+
+
+def _bound(dialect: Dialect, column: str) -> Callable[[Any], Any]:
+    process = _EVENTS.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 class WriterSession(Session):
@@ -151,56 +182,28 @@ def write_at_commit(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         _write_postgresql(session, pending, entries)
         return
-    # Core statements on the transaction's connection: the ORM's per
-    # statement work (its execute, its bulk insert path) was a third of
-    # the cost of recording a change.
     connection = session.connection()
     if entries:
         audit.insert_rows(connection, entries)
     if not pending:
         return
+    statements = _driver_statements(connection.dialect)
     # Last: the counter row stays locked only from here to COMMIT.
-    last = connection.execute(_ADVANCE, {"count": len(pending)}).scalar_one()
-    rows = _driver_rows(connection.dialect, pending, first=last - len(pending) + 1)
+    last = connection.exec_driver_sql(statements.advance, (len(pending), 1)).scalar_one()
+    at = statements.occurred_at(datetime.now(UTC))
+    first = last - len(pending) + 1
+    ids = new_ids(len(pending))
+    rows = [
+        (first + n, ids[n], item.type, at, item.actor, item.request_id, statements.data(item.data))
+        for n, item in enumerate(pending)
+    ]
     # A batch per statement: the rows' Python work runs on the event loop's
     # thread, and between two statements the loop serves other requests
     # while the driver writes, so a change of 50,000 memberships never holds
     # it for long.
-    sql = _insert_sql(connection.dialect)
     for start in range(0, len(rows), _INSERT_BATCH):
-        connection.exec_driver_sql(sql, rows[start : start + _INSERT_BATCH])
+        connection.exec_driver_sql(statements.insert, rows[start : start + _INSERT_BATCH])
     session.info[_PUBLISHED] = last
-
-
-@functools.cache
-def _insert_sql(dialect: Dialect) -> str:
-    """The INSERT of one event, its parameters positional in _EVENT_COLUMNS' order."""
-    compiled = _INSERT_EVENTS.compile(dialect=dialect, column_keys=list(_EVENT_COLUMNS))
-    if compiled.positiontup != list(_EVENT_COLUMNS):
-        raise RuntimeError(f"events INSERT has parameters {compiled.positiontup}")
-    return compiled.string
-
-
-def _driver_rows(
-    dialect: Dialect, pending: Sequence[Pending], *, first: int
-) -> list[tuple[Any, ...]]:
-    """The rows of _insert_sql, each value as the column's type binds it."""
-    at = _bound(dialect, "occurred_at")(datetime.now(UTC))
-    as_data = _bound(dialect, "data")
-    ids = new_ids(len(pending))
-    return [
-        (first + n, ids[n], item.type, at, item.actor, item.request_id, as_data(item.data))
-        for n, item in enumerate(pending)
-    ]
-
-
-def _bound(dialect: Dialect, column: str) -> Callable[[Any], Any]:
-    process = _EVENTS.c[column].type.dialect_impl(dialect).bind_processor(dialect)
-    return process if process is not None else _as_is
-
-
-def _as_is(value: Any) -> Any:
-    return value
 
 
 def _rows(pending: Sequence[Pending], *, first: int) -> list[dict[str, Any]]:
