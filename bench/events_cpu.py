@@ -1,25 +1,26 @@
 """CPU time per `POST /users/{new}` with change events on and off, in-process.
 
 wrk's write throughput on a shared machine moves twofold between two runs
-of the same server; the CPU a write costs does not. This serves the app
-in-process (httpx's ASGI transport, no sockets) on fresh copies of the
-seeded quick-profile SQLite file, sends sequential `POST /users/{new}` with
-2 groups each, and divides `time.process_time()` (every thread of the
-process: the COMMIT's thread too) by their number. On and off alternate,
-the order flipped each round, so that drift falls on both; the mean and
-the median of the rounds are printed (on a shared machine one round can
-stray by half).
+of the same server; the CPU a write costs moves less. This serves two apps
+in one process (httpx's ASGI transport, no sockets), one with events on and
+one with GROUPED_USERS_EVENTS=false, each on a fresh copy of the seeded
+quick-profile SQLite file, and sends them sequential `POST /users/{new}`
+with 2 groups each, in alternating blocks (the order flipped every pair),
+so that whatever else the machine runs falls on both alike. The CPU of a
+block is `time.process_time()` (every thread of the process: the COMMIT's
+thread too) over its POSTs. Printed: each state's mean per POST over all
+its blocks, and the median of the on/off ratios of the block pairs.
 
-    .venv/bin/python -m bench.events_cpu                 # 3 rounds of 600 POSTs
-    .venv/bin/python -m bench.events_cpu --profile on    # cProfile of one "on" run
+    .venv/bin/python -m bench.events_cpu                  # 1,800 POSTs each
+    .venv/bin/python -m bench.events_cpu --profile on     # cProfile of one state's POSTs
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
-import gc
 import pstats
 import random
 import statistics
@@ -36,90 +37,98 @@ from bench.run import Directories, prepare_sqlite
 from bench.seed import group_name
 
 USERS, GROUPS = 20_000, 200
+STATES = ("on", "off")
 
 
-async def _posts(settings: Settings, count: int, warmup: int, tag: str) -> float:
-    """CPU milliseconds per POST over `count` POSTs, after `warmup` of them."""
-    database = create_database(settings)
-    app = create_app(settings, database=database)
-    rng = random.Random(7)  # noqa: S311 - which groups, not secrets
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
-        ):
+class Writer:
+    """Sends one app sequential POSTs of new users, each in 2 random groups."""
 
-            async def post(n: int) -> None:
-                first = rng.randrange(GROUPS)
-                second = (first + rng.randrange(1, GROUPS)) % GROUPS
-                body = {
-                    "first_name": "Bench",
-                    "last_name": f"Writer {n}",
-                    "groups": [group_name(first), group_name(second)],
-                }
-                answer = await client.post(f"/users/w{tag}-{n}", json=body)
-                if answer.status_code != 201:
-                    raise SystemExit(f"POST answered {answer.status_code}: {answer.text[:300]}")
+    def __init__(self, client: httpx.AsyncClient, seed: int) -> None:
+        self._client = client
+        self._rng = random.Random(seed)  # noqa: S311 - which groups, not secrets
+        self._sent = 0
 
-            for n in range(warmup):
-                await post(n)
-            started = time.process_time()
-            for n in range(warmup, warmup + count):
-                await post(n)
-            return (time.process_time() - started) * 1000 / count
-    finally:
-        await database.dispose()
-
-
-def _run(settings: Settings, count: int, warmup: int, tag: str) -> float:
-    ms = asyncio.run(_posts(settings, count, warmup, tag))
-    # The app's long-poll bell is bound to the loop just closed: let it go
-    # before the next run commits and rings it.
-    gc.collect()
-    return ms
+    async def posts(self, count: int) -> None:
+        for _ in range(count):
+            self._sent += 1
+            first = self._rng.randrange(GROUPS)
+            second = (first + self._rng.randrange(1, GROUPS)) % GROUPS
+            body = {
+                "first_name": "Bench",
+                "last_name": f"Writer {self._sent}",
+                "groups": [group_name(first), group_name(second)],
+            }
+            answer = await self._client.post(f"/users/wcpu-{self._sent}", json=body)
+            if answer.status_code != 201:
+                raise SystemExit(f"POST answered {answer.status_code}: {answer.text[:300]}")
 
 
 def _settings(url: str, events: bool) -> Settings:
     return Settings(
-        database_url=url,
-        events=events,
-        auth="disabled",
-        webhook_deliver=False,
-        log_level="warning",
+        database_url=url, events=events, auth="disabled", webhook_deliver=False, log_level="warning"
     )
+
+
+async def _writers(stack: contextlib.AsyncExitStack) -> dict[str, Writer]:
+    directory = Directories().get(USERS, GROUPS)
+    writers = {}
+    for state in STATES:
+        settings = _settings(prepare_sqlite(directory, f"events-cpu-{state}"), state == "on")
+        database = create_database(settings)
+        stack.push_async_callback(database.dispose)
+        app = create_app(settings, database=database)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+        )
+        writers[state] = Writer(await stack.enter_async_context(client), seed=7)
+    return writers
+
+
+async def measure(blocks: int, block: int, warmup: int) -> dict[str, list[float]]:
+    """CPU milliseconds per POST of each block, by state."""
+    async with contextlib.AsyncExitStack() as stack:
+        writers = await _writers(stack)
+        for writer in writers.values():
+            await writer.posts(warmup)
+        per_post: dict[str, list[float]] = {state: [] for state in STATES}
+        for number in range(blocks):
+            for state in STATES if number % 2 == 0 else reversed(STATES):
+                started = time.process_time()
+                await writers[state].posts(block)
+                per_post[state].append((time.process_time() - started) * 1000 / block)
+        return per_post
+
+
+async def profile(state: str, count: int, warmup: int) -> pstats.Stats:
+    async with contextlib.AsyncExitStack() as stack:
+        writer = (await _writers(stack))[state]
+        await writer.posts(warmup)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await writer.posts(count)
+        profiler.disable()
+        return pstats.Stats(profiler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--posts", type=int, default=600)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--profile", choices=("on", "off"), help="profile one run in this state instead"
-    )
+    parser.add_argument("--blocks", type=int, default=36, help="blocks per state")
+    parser.add_argument("--block", type=int, default=50, help="POSTs per block")
+    parser.add_argument("--warmup", type=int, default=100, help="POSTs per state first")
+    parser.add_argument("--profile", choices=STATES, help="profile this state's POSTs instead")
     args = parser.parse_args(argv)
-    directory = Directories().get(USERS, GROUPS)
     if args.profile:
-        url = prepare_sqlite(directory, f"events-cpu-{args.profile}")
-        profiler = cProfile.Profile()
-        profiler.enable()
-        ms = _run(_settings(url, args.profile == "on"), args.posts, args.warmup, "p")
-        profiler.disable()
-        print(f"events {args.profile}: {ms:.2f} ms CPU per POST (profiled)")
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+        stats = asyncio.run(profile(args.profile, args.blocks * args.block, args.warmup))
+        stats.sort_stats("cumulative").print_stats(60)
         return 0
-    figures: dict[str, list[float]] = {"on": [], "off": []}
-    for round_ in range(args.rounds):
-        order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
-        for state in order:
-            url = prepare_sqlite(directory, f"events-cpu-{state}")
-            ms = _run(_settings(url, state == "on"), args.posts, args.warmup, f"r{round_}")
-            figures[state].append(ms)
-            print(f"round {round_ + 1}, events {state}: {ms:.2f} ms CPU per POST", flush=True)
-    for name, middle in (("mean", statistics.mean), ("median", statistics.median)):
-        on, off = middle(figures["on"]), middle(figures["off"])
-        print(f"{name}: on {on:.2f} ms, off {off:.2f} ms: events cost {on / off - 1:+.0%} CPU")
+    per_post = asyncio.run(measure(args.blocks, args.block, args.warmup))
+    on, off = (statistics.mean(per_post[state]) for state in STATES)
+    ratios = [a / b for a, b in zip(per_post["on"], per_post["off"], strict=True)]
+    posts = args.blocks * args.block
+    print(f"{posts:,} POSTs each, blocks of {args.block}, alternating")
+    print(f"CPU per POST: events on {on:.2f} ms, off {off:.2f} ms: {on / off - 1:+.1%}")
+    print(f"median of the block pairs: {statistics.median(ratios) - 1:+.1%}")
     print(f"load average: {Path('/proc/loadavg').read_text().strip()}")
     return 0
 
