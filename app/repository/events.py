@@ -139,7 +139,8 @@ class _DriverStatements:
     data: Callable[[Any], Any]
 
 
-@functools.cache
+# Per dialect: a process has one or two engines (tests make many: bounded).
+@functools.lru_cache(maxsize=8)
 def _driver_statements(dialect: Dialect) -> _DriverStatements:
     advance = _ADVANCE.compile(dialect=dialect)
     insert_one = insert(_EVENTS).compile(dialect=dialect, column_keys=list(_EVENT_COLUMNS))
