@@ -13,13 +13,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
 
 from app.group_commit import COMMITTER, Committer, WriterConnection
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.prepared import PREPARED_READER, PreparedReader
 from app.reads.statement import OWN_READER, SHARED_SESSION
-from app.repository.events import EventSession
+from app.repository.events import EventSession, WriterSession
 from app.settings import Settings
 
 # Read-only use cases run on an engine view carrying this option, so that on
@@ -127,9 +126,9 @@ def create_database(settings: Settings) -> Database:
             engine,
             expire_on_commit=False,
             autoflush=False,
-            # Writes the events a use case queued as its transaction commits
-            # (with events off, a plain session: what was queued is dropped).
-            sync_session_class=EventSession if settings.events else Session,
+            # Writes the audit entries and events a use case queued as its
+            # transaction commits (with events off, the audit entries only).
+            sync_session_class=EventSession if settings.events else WriterSession,
             # With a committer, a use case's session is bound for its turn to
             # the batch's connection, already in a transaction: it joins it
             # through a SAVEPOINT (app.service.common.transaction).

@@ -76,8 +76,13 @@ async def create_user(
             after=stored.model_dump(),
         )
         events.emit(session, actor=actor, type="user.created", data=stored.model_dump())
+        # Created active, and no other writer sees the user before this commits.
         events.memberships(
-            session, actor=actor, added=True, pairs=[(name, userid) for name in stored.groups]
+            session,
+            actor=actor,
+            added=True,
+            pairs=[(name, userid) for name in stored.groups],
+            decided=True,
         )
     return Tagged(stored, etag(user_id, 1))
 
@@ -238,17 +243,17 @@ def _emit_changes(
 ) -> None:
     """The membership events of a change, then user.updated if the names changed.
 
-    The record in user.updated is as GET shows it; the membership events of
-    an inactive user are dropped as the transaction commits (events.memberships).
+    The record in user.updated is as GET shows it. `active` was read with the
+    user's row locked, so it holds until the commit: an inactive user's
+    membership events are not shown (events.memberships), and an active
+    user's need no check at commit.
     """
     userid = after.userid
     was, now = set(before.groups), set(after.groups)
-    events.memberships(
-        session, actor=actor, added=False, pairs=[(g, userid) for g in sorted(was - now)]
-    )
-    events.memberships(
-        session, actor=actor, added=True, pairs=[(g, userid) for g in sorted(now - was)]
-    )
+    if active:
+        for added, groups in ((False, was - now), (True, now - was)):
+            pairs = [(g, userid) for g in sorted(groups)]
+            events.memberships(session, actor=actor, added=added, pairs=pairs, decided=True)
     changed = [f for f in ("first_name", "last_name") if getattr(before, f) != getattr(after, f)]
     if changed:
         data = _as_shown(after, active).model_dump() | {"changed": changed}

@@ -1,4 +1,7 @@
-"""GROUPED_USERS_EVENTS=false: writes record no events, and the feed says it is off."""
+"""GROUPED_USERS_EVENTS=false: writes record no events, and the feed says it is off.
+
+The audit log is not part of the feed: it is kept all the same.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.api import create_app
 from app.db import Database, create_database
-from app.models import Event
+from app.models import AuditEntry, Event
 from app.settings import Settings
 from tests.support.helpers import assert_problem, create_group, create_user
 
@@ -31,3 +34,5 @@ async def test_events_off(settings: Settings, database: Database) -> None:
         await quiet.dispose()
     async with database.reader() as session, session.begin():
         assert await session.scalar(select(func.count()).select_from(Event)) == 0
+        actions = (await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all()
+    assert actions == ["group.create", "user.create", "group.delete"]
