@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -90,6 +91,12 @@ async def seeded(database: Database) -> Database:
             ],
         )
         await connection.execute(insert(Group), [{"name": g, "version": 1} for g in GROUP_NAMES])
+    if database.fast_reader is not None:
+        # A read over the loop's time budget is stopped and run again on a
+        # thread (tests/test_reads.py covers that): on a loaded machine the
+        # 10,000-member read sometimes is, which would count its one
+        # statement twice. Here only the statements a request needs count.
+        database.fast_reader.budget_seconds = math.inf
     return database
 
 
