@@ -42,6 +42,7 @@ class EventNotifier:
             self._task = asyncio.create_task(self._listen(), name="event-listener")
 
     async def stop(self) -> None:
+        self.bell.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -345,6 +345,10 @@ class Bell:
         rung, self._rung = self._rung, asyncio.Event()
         rung.set()
 
+    def close(self) -> None:
+        """No more rings: its loop may be closing (rung from a thread, it would fail)."""
+        BELLS.discard(self)
+
     def ring_soon(self) -> None:
         self._loop.call_soon_threadsafe(self.ring)
 
