@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +13,7 @@ from app.reads import users as user_reads
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
-from app.schemas import UserRecord, UserRecordIn
+from app.schemas import UserPatch, UserRecord, UserRecordIn
 from app.service import events
 from app.service.audit import record as audit
 from app.service.common import Tagged, check, find_groups, retried, transaction
@@ -82,45 +80,21 @@ async def create_user(
     return Tagged(stored, etag(user_id, 1))
 
 
-async def replace_user(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    userid: str,
-    record: UserRecordIn,
-    if_match: IfMatch | None = None,
-) -> Tagged[UserRecord]:
-    """PUT: the whole record; absent groups empty them."""
-    return await update_user(
-        session,
-        actor=actor,
-        action="user.replace",
-        userid=userid,
-        first_name=record.first_name,
-        last_name=record.last_name,
-        groups=record.groups,
-        given_userid=record.userid,
-        if_match=if_match,
-    )
-
-
 @retried
 async def update_user(
     session: AsyncSession,
     *,
     actor: Actor,
-    action: str = "user.update",
+    action: str,
     userid: str,
-    first_name: str | None = None,
-    last_name: str | None = None,
-    groups: Sequence[str] | None = None,
-    given_userid: str | None = None,
+    change: UserRecordIn | UserPatch,
     if_match: IfMatch | None = None,
 ) -> Tagged[UserRecord]:
-    """Change what is given (None keeps the current value); PUT and PATCH both end here."""
+    """PUT (the whole record: absent groups empty them) and PATCH (None keeps the current value)."""
+    first_name, last_name, groups = change.first_name, change.last_name, change.groups
     if not is_valid_name(userid):
         raise UserNotFound(userid)
-    _check_userid(userid, given_userid)
+    _check_userid(userid, change.userid)
     async with transaction(session):
         found = None
         locked: set[int] = set()
