@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, any_, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +29,21 @@ class UserRow:
     version: int
     # SCIM's active: False hides the user's memberships from the core API.
     active: bool = True
+
+
+class UserWithGroups(NamedTuple):
+    """A user and its groups (id: name), read together."""
+
+    user: UserRow
+    groups: dict[int, str]
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def version(self) -> int:
+        return self.user.version
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Group, Membership, User
 from app.repository import common
 from app.repository import groups as group_repo
-from app.repository.common import NO_SYNC, UserRow, dialect, in_list, lock_one
+from app.repository.common import NO_SYNC, UserRow, UserWithGroups, dialect, in_list, lock_one
 
 _COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version, User.active)
 
@@ -38,25 +38,23 @@ def _with_groups(userid: str) -> Select[*tuple[Any, ...]]:
 
 async def _user_and_groups(
     session: AsyncSession, query: Select[*tuple[Any, ...]]
-) -> tuple[UserRow, dict[int, str]] | None:
+) -> UserWithGroups | None:
     rows = (await session.execute(query)).all()
     if not rows:
         return None
     width = len(_COLUMNS)
     groups = {int(row[width]): row[width + 1] for row in rows if row[width] is not None}
-    return UserRow(*rows[0][:width]), groups
+    return UserWithGroups(UserRow(*rows[0][:width]), groups)
 
 
-async def find_with_groups(
-    session: AsyncSession, *, userid: str
-) -> tuple[UserRow, dict[int, str]] | None:
+async def find_with_groups(session: AsyncSession, *, userid: str) -> UserWithGroups | None:
     """The user and its groups (id: name), in one statement, nothing locked."""
     return await _user_and_groups(session, _with_groups(userid))
 
 
 async def lock_with_groups(
     session: AsyncSession, *, userid: str, for_delete: bool = False
-) -> tuple[UserRow, dict[int, str]] | None:
+) -> UserWithGroups | None:
     """The user, locked as `lock` locks it, and its groups (id: name) as they are then.
 
     Only the user's row is locked; the caller has locked the groups it
@@ -76,7 +74,7 @@ async def lock_with_groups(
         .join(Membership, Membership.group_id == Group.id)
         .where(Membership.user_id == user.id)
     )
-    return user, {int(group_id): name for group_id, name in rows}
+    return UserWithGroups(user, {int(group_id): name for group_id, name in rows})
 
 
 async def lock(session: AsyncSession, *, userid: str, for_delete: bool = False) -> UserRow | None:

@@ -24,8 +24,8 @@ from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import check, retried, transaction
-from app.service.member_lists import lock_in_order
+from app.service.common import retried, transaction
+from app.service.member_lists import hold_user, lock_late
 from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 
 
@@ -204,16 +204,16 @@ async def change_user(
         raise UserNotFound(userid)
     async with transaction(session):
         seen = await scim_repo.user(session, userid=userid)
-        if seen is None:
-            raise UserNotFound(userid)
         # Its groups before the user (lock_in_order): their versions change
         # should `active` change.
-        first_seen = await memberships.group_ids_of(session, user_id=seen.id)
-        await lock_in_order(session, groups=first_seen)
-        row = await scim_repo.user(session, userid=userid, lock=True)
-        if row is None:
-            raise UserNotFound(userid)
-        check(if_match, f"User {userid!r}", row.id, row.version)
+        first = None if seen is None else await memberships.group_ids_of(session, user_id=seen.id)
+        row = await hold_user(
+            session,
+            userid=userid,
+            if_match=if_match,
+            groups_first=first,
+            lock=lambda: scim_repo.user(session, userid=userid, lock=True),
+        )
         before = (await _views(session, [row]))[0]
         wanted = change(before.user)
         if wanted == before.user:
@@ -232,8 +232,7 @@ async def change_user(
             await scim_repo.set_emails(session, user_id=row.id, emails=_rows(wanted.emails))
         if wanted.active != before.user.active:
             groups = await memberships.group_ids_of(session, user_id=row.id)
-            # Rare: a membership changed between the first look and the lock.
-            await lock_in_order(session, groups=groups - first_seen)
+            await lock_late(session, groups=groups, locked=first or ())
             await group_repo.bump(session, ids=sorted(groups))
         await audit(
             session,
