@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Body, Query, Request, Response, status
+from fastapi import Body, Depends, Query, Request, Response, status
 from fastapi.types import DecoratedCallable
 
 from app.api.deps import (
@@ -130,22 +131,37 @@ async def create_user(
     return tagged(response, created)
 
 
+@dataclass
+class _Change:
+    """What PUT and PATCH of a user take besides the path and the body."""
+
+    session: WriterSession
+    response: Response
+    if_match: IfMatchHeader
+    actor: CurrentActor
+    list_limit: ListLimit
+
+    async def store(self, userid: str, action: str, change: UserRecordIn | UserPatch) -> UserRecord:
+        """The change made, its answer tagged."""
+        stored = await service.update_user(
+            self.session,
+            actor=self.actor,
+            action=action,
+            userid=userid,
+            change=change,
+            if_match=self.if_match,
+        )
+        return tagged(self.response, stored)
+
+
+Changing = Annotated[_Change, Depends()]
+
+
 @_change("PUT", NOT_FOUND, INVALID_RECORD, MISMATCH, UNKNOWN_GROUPS, PRECONDITION_FAILED)
-async def replace_user(
-    userid: UseridPath,
-    record: RecordBody,
-    session: WriterSession,
-    response: Response,
-    if_match: IfMatchHeader,
-    actor: CurrentActor,
-    list_limit: ListLimit,
-) -> UserRecord:
+async def replace_user(userid: UseridPath, record: RecordBody, context: Changing) -> UserRecord:
     """Replace a user record whole: absent groups empty them; the userid cannot change."""
-    check_length("groups", record.groups, list_limit)
-    stored = await service.update_user(
-        session, actor=actor, action="user.replace", userid=userid, change=record, if_match=if_match
-    )
-    return tagged(response, stored)
+    check_length("groups", record.groups, context.list_limit)
+    return await context.store(userid, "user.replace", record)
 
 
 @_change(
@@ -157,26 +173,15 @@ async def replace_user(
     UNKNOWN_GROUPS,
     PRECONDITION_FAILED,
 )
-async def patch_user(
-    userid: UseridPath,
-    patch: PatchBody,
-    session: WriterSession,
-    response: Response,
-    if_match: IfMatchHeader,
-    actor: CurrentActor,
-    list_limit: ListLimit,
-) -> UserRecord:
+async def patch_user(userid: UseridPath, patch: PatchBody, context: Changing) -> UserRecord:
     """Change some fields of a user record (JSON merge patch, RFC 7396)."""
-    check_length("groups", patch.groups, list_limit)
+    check_length("groups", patch.groups, context.list_limit)
     if nulled := patch.nulled():
         raise NullField(nulled)
     if "groups" in patch.model_fields_set and patch.groups is None:
         # null removes every group, as an absent list means none.
         patch = patch.model_copy(update={"groups": []})
-    stored = await service.update_user(
-        session, actor=actor, action="user.patch", userid=userid, change=patch, if_match=if_match
-    )
-    return tagged(response, stored)
+    return await context.store(userid, "user.patch", patch)
 
 
 @no_content(router, "DELETE", "/{userid}", NOT_FOUND, PRECONDITION_FAILED)
