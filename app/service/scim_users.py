@@ -28,14 +28,8 @@ from app.service.common import retried, transaction
 from app.service.member_lists import hold_user, lock_late
 from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 
-
-@dataclass(frozen=True)
-class ScimEmail:
-    """One of a user's emails, in the order the client gave them."""
-
-    value: str
-    type: str | None
-    primary: bool
+# A user's email is what its row holds.
+ScimEmail = EmailRow
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ def _state(row: ScimUserRow, emails: list[EmailRow]) -> ScimUser:
         active=bool(row.active),
         external_id=row.external_id,
         display_name=row.display_name,
-        emails=tuple(ScimEmail(e.value, e.type, e.primary) for e in emails),
+        emails=tuple(emails),
     )
 
 
@@ -95,8 +89,15 @@ def _audited(user: ScimUser) -> dict[str, Any]:
     return asdict(user)
 
 
-def _rows(emails: tuple[ScimEmail, ...]) -> list[EmailRow]:
-    return [EmailRow(e.value, e.type, e.primary) for e in emails]
+def _stored(user: ScimUser) -> dict[str, Any]:
+    """What of the user its users row stores, besides the userid (emails have rows of their own)."""
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "active": user.active,
+        "external_id": user.external_id,
+        "display_name": user.display_name,
+    }
 
 
 # What a SCIM change can change of a user, as user.updated names it in `changed`.
@@ -157,18 +158,10 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
     async with transaction(session):
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
-            user_id = await user_repo.insert_user(
-                session,
-                userid=user.userid,
-                first_name=user.first_name,
-                last_name=user.last_name,
-                active=user.active,
-                external_id=user.external_id,
-                display_name=user.display_name,
-            )
+            user_id = await user_repo.insert_user(session, userid=user.userid, **_stored(user))
         except IntegrityError:
             raise UserExists(user.userid) from None
-        await scim_repo.set_emails(session, user_id=user_id, emails=_rows(user.emails))
+        await scim_repo.set_emails(session, user_id=user_id, emails=user.emails)
         await audit(
             session,
             actor=actor,
@@ -219,17 +212,9 @@ async def change_user(
         if wanted == before.user:
             # Nothing changes: the version (and every client's ETag) stays.
             return before
-        await user_repo.update_user(
-            session,
-            user_id=row.id,
-            first_name=wanted.first_name,
-            last_name=wanted.last_name,
-            active=wanted.active,
-            external_id=wanted.external_id,
-            display_name=wanted.display_name,
-        )
+        await user_repo.update_user(session, user_id=row.id, **_stored(wanted))
         if wanted.emails != before.user.emails:
-            await scim_repo.set_emails(session, user_id=row.id, emails=_rows(wanted.emails))
+            await scim_repo.set_emails(session, user_id=row.id, emails=wanted.emails)
         if wanted.active != before.user.active:
             groups = await memberships.group_ids_of(session, user_id=row.id)
             await lock_late(session, groups=groups, locked=first or ())
