@@ -18,7 +18,7 @@ from typing import IO, Any, Final
 
 from pydantic import ValidationError
 
-from app.schemas import UserRecordIn
+from app.schemas import UserRecordIn, error_location, error_message
 from app.service.bulk import ExportedUser, ImportRow
 
 FORMATS: Final = ("json", "ndjson", "csv")
@@ -163,26 +163,17 @@ def validate(line: int, value: Any) -> ImportRow:
 
 def describe(exc: ValidationError) -> str:
     """A validation error as 'field: message; ...', fields named as the API names them."""
-    return "; ".join(f"{_field(error)}: {_message(error)}" for error in exc.errors())
+    return "; ".join(
+        f"{_field(error)}: {error_message(error, resource='a user record')}"
+        for error in exc.errors()
+    )
 
 
 def _field(error: Mapping[str, Any]) -> str:
-    loc = list(error["loc"])
-    if error.get("type") == "duplicate_entry":
-        loc.append(error["ctx"]["index"])
     name = ""
-    for part in loc:
+    for part in error_location(error):
         name = f"{name}[{part}]" if isinstance(part, int) else f"{name}.{part}" if name else part
     return name or "record"
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error.get("type")
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a field of a user record"
-    return str(error["msg"])
 
 
 def _userid_in(line: bytes) -> str | None:

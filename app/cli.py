@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gc
 import getpass
-import ipaddress
 import json
 import logging
 import logging.config
@@ -77,18 +76,12 @@ def _operator() -> Actor:
     return Actor(name=f"cli:{getpass.getuser()}"[:NAME_LENGTH], role=Role.admin)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Here, not at the top: the other commands need none of the app.
+    from app.api.local_only import is_loopback_name
+
     if settings.auth == "disabled":
-        if not is_loopback(args.host):
+        if not is_loopback_name(args.host):
             print(
                 f"grouped-users: refusing to serve on {args.host} with authentication disabled: "
                 "anyone who can reach it could change the directory. Listen on 127.0.0.1, or "

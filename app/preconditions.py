@@ -1,4 +1,4 @@
-"""Conditional requests (RFC 9110 §13): entity tags, If-Match and If-None-Match.
+"""Conditional requests (RFC 9110 section 13): entity tags, If-Match and If-None-Match.
 
 The one reading of these headers, for the API and SCIM alike.
 """

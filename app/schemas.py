@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -272,3 +272,25 @@ class AuditPage(BaseModel):
 
     items: list[AuditEntryOut]
     next_cursor: str | None
+
+
+# How a validation error of these models is reported, by the API (422) and
+# by the import (its bad rows) alike.
+
+
+def error_location(error: Mapping[str, Any]) -> tuple[int | str, ...]:
+    """Where the error is; a repeated entry (duplicate_entry) names the repeat's index."""
+    loc = tuple(error["loc"])
+    if error.get("type") == "duplicate_entry":
+        return (*loc, error["ctx"]["index"])
+    return loc
+
+
+def error_message(error: Mapping[str, Any], *, resource: str) -> str:
+    """What is wrong, in the contract's words; `resource` names what has no such field."""
+    kind = error.get("type")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return f"is not a field of {resource}"
+    return str(error["msg"])

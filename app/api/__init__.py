@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     if database is not None:
         app.state.database = database
-    # SCIM clients read SCIM errors (RFC 7644 §3.12), routing errors too.
+    # SCIM clients read SCIM errors (RFC 7644 section 3.12), routing errors too.
     install_problem_handlers(app, routing_errors={scim_errors.PREFIX: scim_errors.http_error})
     # The last added runs first: the edge (request id, auth-disabled mode's
     # Host and Origin checks, metrics and log line, security headers, time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import Body, Query, Request, Response, status
 from pydantic import JsonValue, WithJsonSchema
 
 from app.api.deps import (
@@ -20,9 +20,9 @@ from app.api.etags import (
     ETAG_HEADER,
     IfMatchHeader,
     conditional_json,
-    conditional_read,
     tagged,
 )
+from app.api.routes import conditional_get, done, no_content, resource_router
 from app.errors import (
     GroupExists,
     GroupHasNoMembers,
@@ -39,14 +39,10 @@ from app.schemas import MEMBERS_EXAMPLE, GroupPage, NameList
 from app.service import groups as service
 from app.service import listing
 from app.service import memberships as membership_service
-from app.web.access import CurrentActor, GuardedRoute
+from app.web.access import CurrentActor
 from app.web.sessions import ReaderSession, WriterSession
 
-# strict_content_type=False as the app (the contract: a body without Content-Type is JSON):
-# these routes are added to the app directly, not through include_router.
-router = APIRouter(
-    prefix="/groups", tags=["groups"], route_class=GuardedRoute, strict_content_type=False
-)
+router = resource_router("groups")
 
 NOT_FOUND = GroupNotFound("admins")
 PRECONDITION_FAILED = PreconditionFailed("Group 'admins'", '"7.12"')
@@ -88,15 +84,14 @@ async def list_groups(
     return GroupPage(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get(
+@conditional_get(
+    router,
     "/{name}",
-    response_model=list[str],
-    responses={
-        200: _members(MEMBERS_EXAMPLE),
-        304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
-        **problem_responses(NOT_FOUND, GroupHasNoMembers("admins")),
-    },
-    openapi_extra=conditional_read(GROUP_PARAMETER),
+    NOT_FOUND,
+    GroupHasNoMembers("admins"),
+    model=list[str],
+    ok=_members(MEMBERS_EXAMPLE),
+    parameter=GROUP_PARAMETER,
 )
 async def get_group(request: Request) -> Response:
     """List the group's members, sorted; a group with no members answers 404."""
@@ -167,43 +162,35 @@ async def replace_group_members(
     return tagged(response, stored)
 
 
-@router.delete(
-    "/{name}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(NOT_FOUND, PRECONDITION_FAILED),
-)
+@no_content(router, "DELETE", "/{name}", NOT_FOUND, PRECONDITION_FAILED)
 async def delete_group(
     name: GroupPath, session: WriterSession, if_match: IfMatchHeader, actor: CurrentActor
 ) -> Response:
     """Delete the group and all its memberships."""
     await service.delete_group(session, actor=actor, name=name, if_match=if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return done()
 
 
-@router.put(
-    "/{name}/members/{userid}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(NOT_FOUND, UserNotFound("jsmith")),
-)
+@no_content(router, "PUT", "/{name}/members/{userid}", NOT_FOUND, UserNotFound("jsmith"))
 async def add_member(
     name: GroupPath, userid: UseridPath, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Make the user a member of the group; doing it again changes nothing."""
     await membership_service.add_member(session, actor=actor, name=name, userid=userid)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return done()
 
 
-@router.delete(
+@no_content(
+    router,
+    "DELETE",
     "/{name}/members/{userid}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(NOT_FOUND, UserNotFound("jsmith"), NotAMember("admins", "jsmith")),
+    NOT_FOUND,
+    UserNotFound("jsmith"),
+    NotAMember("admins", "jsmith"),
 )
 async def remove_member(
     name: GroupPath, userid: UseridPath, session: WriterSession, actor: CurrentActor
 ) -> Response:
     """Remove the user from the group; 404 says whether group, user or membership is missing."""
     await membership_service.remove_member(session, actor=actor, name=name, userid=userid)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return done()

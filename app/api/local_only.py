@@ -58,7 +58,11 @@ def is_loopback_host(host: str) -> bool:
     authority = _origin("http", host.lower())
     if authority is None:
         return False
-    name = authority[1]
+    return is_loopback_name(authority[1])
+
+
+def is_loopback_name(name: str) -> bool:
+    """localhost or a loopback address (127.0.0.0/8, ::1), without brackets or port."""
     if name == "localhost":
         return True
     try:

@@ -51,6 +51,7 @@ from app.errors import (
     WebhookNotFound,
 )
 from app.http_common import HTTPProblem, error_headers, internal_error_detail
+from app.schemas import error_location, error_message
 
 log = logging.getLogger("grouped_users.errors")
 
@@ -187,29 +188,18 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> dict[s
         code = "invalid_query"
     else:
         code = INVALID_BODY_CODES.get(str(tags[0]), "invalid_request")
-    fields = [FieldProblem(field_name(_location(e), body_name), _message(e)) for e in errors]
+    fields = [
+        FieldProblem(
+            field_name(error_location(e), body_name), error_message(e, resource="this resource")
+        )
+        for e in errors
+    ]
     summary = "; ".join(f"{f.field}: {f.message}" for f in fields[:3])
     more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
     where = "query" if code == "invalid_query" else "body"
     return problem(
         422, code, f"Invalid request {where}", f"The {where} is invalid: {summary}{more}.", fields
     )
-
-
-def _location(error: Mapping[str, Any]) -> tuple[int | str, ...]:
-    loc = tuple(error["loc"])
-    if error.get("type") == "duplicate_entry":
-        return (*loc, error["ctx"]["index"])
-    return loc
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error.get("type")
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a field of this resource"
-    return str(error["msg"])
 
 
 def _allowed_methods(request: Request) -> list[str]:

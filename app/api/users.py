@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import Body, Depends, Query, Request, Response, status
+from fastapi.types import DecoratedCallable
 
 from app.api.deps import (
     USERID_PARAMETER,
@@ -14,15 +17,21 @@ from app.api.deps import (
     check_length,
     statement_reader,
 )
-from app.api.docs import BODY_ERRORS, PRECONDITION_FAILED, problem_responses, validation_example
+from app.api.docs import (
+    BODY_ERRORS,
+    PRECONDITION_FAILED,
+    Example,
+    problem_responses,
+    validation_example,
+)
 from app.api.etags import (
     ETAG_HEADER,
     IfMatchHeader,
     conditional_json,
-    conditional_read,
     json_page,
     tagged,
 )
+from app.api.routes import conditional_get, done, no_content, resource_router
 from app.errors import (
     InvalidCursor,
     InvalidName,
@@ -39,14 +48,10 @@ from app.schemas import UserPage, UserPatch, UserRecord, UserRecordIn
 from app.service import listing
 from app.service import users as service
 from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
-from app.web.access import CurrentActor, GuardedRoute
+from app.web.access import CurrentActor
 from app.web.sessions import ReaderSession, WriterSession
 
-# strict_content_type=False as the app (the contract: a body without Content-Type is JSON):
-# these routes are added to the app directly, not through include_router.
-router = APIRouter(
-    prefix="/users", tags=["users"], route_class=GuardedRoute, strict_content_type=False
-)
+router = resource_router("users")
 
 RECORD_EXAMPLES = {
     "with groups": {
@@ -75,15 +80,18 @@ MISMATCH = UseridMismatch("jsmith", "joe")
 TAGGED = {"headers": ETAG_HEADER}
 
 
-@router.get(
-    "/{userid}",
-    response_model=UserRecord,
-    responses={
-        200: TAGGED,
-        304: {"description": "Not modified: the ETag still matches", "headers": ETAG_HEADER},
-        **problem_responses(NOT_FOUND),
-    },
-    openapi_extra=conditional_read(USERID_PARAMETER),
+def _change(method: str, *errors: Example) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """PUT or PATCH of /users/{userid}: the stored record, tagged, or these errors."""
+    return router.api_route(
+        "/{userid}",
+        methods=[method],
+        response_model=UserRecord,
+        responses={200: TAGGED, **problem_responses(*errors, *BODY_ERRORS)},
+    )
+
+
+@conditional_get(
+    router, "/{userid}", NOT_FOUND, model=UserRecord, ok=TAGGED, parameter=USERID_PARAMETER
 )
 async def get_user(request: Request) -> Response:
     """Fetch a user record; its groups are sorted."""
@@ -123,89 +131,66 @@ async def create_user(
     return tagged(response, created)
 
 
-@router.put(
-    "/{userid}",
-    response_model=UserRecord,
-    responses={
-        200: TAGGED,
-        **problem_responses(
-            NOT_FOUND, INVALID_RECORD, MISMATCH, UNKNOWN_GROUPS, PRECONDITION_FAILED, *BODY_ERRORS
-        ),
-    },
-)
-async def replace_user(
-    userid: UseridPath,
-    record: RecordBody,
-    session: WriterSession,
-    response: Response,
-    if_match: IfMatchHeader,
-    actor: CurrentActor,
-    list_limit: ListLimit,
-) -> UserRecord:
+@dataclass
+class _Change:
+    """What PUT and PATCH of a user take besides the path and the body."""
+
+    session: WriterSession
+    response: Response
+    if_match: IfMatchHeader
+    actor: CurrentActor
+    list_limit: ListLimit
+
+    async def store(self, userid: str, action: str, change: UserRecordIn | UserPatch) -> UserRecord:
+        """The change made, its answer tagged."""
+        stored = await service.update_user(
+            self.session,
+            actor=self.actor,
+            action=action,
+            userid=userid,
+            change=change,
+            if_match=self.if_match,
+        )
+        return tagged(self.response, stored)
+
+
+Changing = Annotated[_Change, Depends()]
+
+
+@_change("PUT", NOT_FOUND, INVALID_RECORD, MISMATCH, UNKNOWN_GROUPS, PRECONDITION_FAILED)
+async def replace_user(userid: UseridPath, record: RecordBody, context: Changing) -> UserRecord:
     """Replace a user record whole: absent groups empty them; the userid cannot change."""
-    check_length("groups", record.groups, list_limit)
-    stored = await service.replace_user(
-        session, actor=actor, userid=userid, record=record, if_match=if_match
-    )
-    return tagged(response, stored)
+    check_length("groups", record.groups, context.list_limit)
+    return await context.store(userid, "user.replace", record)
 
 
-@router.patch(
-    "/{userid}",
-    response_model=UserRecord,
-    responses={
-        200: TAGGED,
-        **problem_responses(
-            NOT_FOUND,
-            validation_example("invalid_record", "last_name", "Input should be a valid string"),
-            NullField(["first_name"]),
-            MISMATCH,
-            UNKNOWN_GROUPS,
-            PRECONDITION_FAILED,
-            *BODY_ERRORS,
-        ),
-    },
+@_change(
+    "PATCH",
+    NOT_FOUND,
+    validation_example("invalid_record", "last_name", "Input should be a valid string"),
+    NullField(["first_name"]),
+    MISMATCH,
+    UNKNOWN_GROUPS,
+    PRECONDITION_FAILED,
 )
-async def patch_user(
-    userid: UseridPath,
-    patch: PatchBody,
-    session: WriterSession,
-    response: Response,
-    if_match: IfMatchHeader,
-    actor: CurrentActor,
-    list_limit: ListLimit,
-) -> UserRecord:
+async def patch_user(userid: UseridPath, patch: PatchBody, context: Changing) -> UserRecord:
     """Change some fields of a user record (JSON merge patch, RFC 7396)."""
-    check_length("groups", patch.groups, list_limit)
+    check_length("groups", patch.groups, context.list_limit)
     if nulled := patch.nulled():
         raise NullField(nulled)
-    removes_groups = "groups" in patch.model_fields_set and patch.groups is None
-    stored = await service.update_user(
-        session,
-        actor=actor,
-        action="user.patch",
-        userid=userid,
-        first_name=patch.first_name,
-        last_name=patch.last_name,
-        groups=[] if removes_groups else patch.groups,
-        given_userid=patch.userid,
-        if_match=if_match,
-    )
-    return tagged(response, stored)
+    if "groups" in patch.model_fields_set and patch.groups is None:
+        # null removes every group, as an absent list means none.
+        patch = patch.model_copy(update={"groups": []})
+    return await context.store(userid, "user.patch", patch)
 
 
-@router.delete(
-    "/{userid}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=problem_responses(NOT_FOUND, PRECONDITION_FAILED),
-)
+@no_content(router, "DELETE", "/{userid}", NOT_FOUND, PRECONDITION_FAILED)
 async def delete_user(
     userid: UseridPath, session: WriterSession, if_match: IfMatchHeader, actor: CurrentActor
 ) -> Response:
     """Delete a user record and all its memberships."""
     await service.delete_user(session, actor=actor, userid=userid, if_match=if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return done()
 
 
 # Last: routes are matched in order, and GET /users/{userid} is the hot one.

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, any_, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, any_, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.type_api import TypeEngine
+
+T = TypeVar("T")
 
 # Statements here are bulk SQL: no ORM objects are loaded that the ORM would
 # have to bring in line (it would otherwise fetch every deleted row back).
@@ -27,6 +29,21 @@ class UserRow:
     version: int
     # SCIM's active: False hides the user's memberships from the core API.
     active: bool = True
+
+
+class UserWithGroups(NamedTuple):
+    """A user and its groups (id: name), read together."""
+
+    user: UserRow
+    groups: dict[int, str]
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def version(self) -> int:
+        return self.user.version
 
 
 @dataclass(frozen=True)
@@ -60,3 +77,38 @@ def in_list(
 def insert_ignoring_duplicates(session: AsyncSession) -> Any:
     """The dialect's insert(), which can say ON CONFLICT DO NOTHING."""
     return postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+
+
+async def lock_one(
+    session: AsyncSession,
+    columns: Sequence[InstrumentedAttribute[Any]],
+    where: ColumnElement[bool],
+    make: Callable[..., T],
+    *,
+    for_delete: bool,
+) -> T | None:
+    """The row, made by `make`, locked against other writers until the transaction ends.
+
+    NO KEY UPDATE lets others go on referencing it (KEY SHARE) meanwhile; a
+    delete takes the full lock at once, as upgrading to it later could
+    deadlock with them.
+    """
+    query = select(*columns).where(where).with_for_update(key_share=not for_delete)
+    row = (await session.execute(query)).one_or_none()
+    return None if row is None else make(*row)
+
+
+async def lock_ids(
+    session: AsyncSession, id_column: InstrumentedAttribute[int], ids: Sequence[int]
+) -> None:
+    """Lock the rows of these ids, in id order, so that writers never deadlock.
+
+    SQLite needs no row locks: BEGIN IMMEDIATE lets one writer in at a time.
+    """
+    if ids and dialect(session) != "sqlite":
+        await session.execute(
+            select(id_column)
+            .where(in_list(session, id_column, ids, BigInteger()))
+            .order_by(id_column)
+            .with_for_update(key_share=True)
+        )

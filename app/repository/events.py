@@ -73,15 +73,23 @@ class Pending:
     unless_inactive: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    position: int
+@dataclass(frozen=True)
+class FeedEvent:
+    """An event as the feed and the webhooks show it (no slots: answers take its vars)."""
+
     id: str
     type: str
     occurred_at: datetime
     actor: str
     request_id: str | None
     data: Any
+
+
+@dataclass(frozen=True)
+class EventRow(FeedEvent):
+    """An event as stored: what is shown, and its place in the commit order."""
+
+    position: int
 
 
 def queue(session: AsyncSession, events: Sequence[Pending]) -> None:
@@ -375,14 +383,15 @@ async def counter(session: AsyncSession) -> Counter:
     return Counter(int(row[0]), int(row[1]))
 
 
+# In EventRow's order: what is shown, then the position.
 _COLUMNS = (
-    Event.position,
     Event.id,
     Event.type,
     Event.occurred_at,
     Event.actor,
     Event.request_id,
     Event.data,
+    Event.position,
 )
 
 

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import (
-    BigInteger,
-    String,
-    Update,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import BigInteger, String, Update, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
-from app.repository.common import (
-    NO_SYNC,
-    GroupRow,
-    dialect,
-    in_list,
-)
+from app.repository import common
+from app.repository.common import NO_SYNC, GroupRow, dialect, in_list, lock_one
 
 _COLUMNS = (Group.id, Group.name, Group.version)
 
@@ -33,32 +20,13 @@ async def find(session: AsyncSession, *, name: str) -> GroupRow | None:
 
 
 async def lock(session: AsyncSession, *, name: str, for_delete: bool = False) -> GroupRow | None:
-    """The group, its row locked against other writers until the transaction ends.
-
-    NO KEY UPDATE lets others go on referencing it (KEY SHARE) meanwhile; a
-    delete takes the full lock at once, as upgrading to it later could
-    deadlock with them.
-    """
-    row = (
-        await session.execute(
-            select(*_COLUMNS).where(Group.name == name).with_for_update(key_share=not for_delete)
-        )
-    ).one_or_none()
-    return None if row is None else GroupRow(*row)
+    """The group, its row locked against other writers until the transaction ends."""
+    return await lock_one(session, _COLUMNS, Group.name == name, GroupRow, for_delete=for_delete)
 
 
 async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:
-    """Lock these groups' rows, in id order, so that writers never deadlock.
-
-    SQLite needs no row locks: BEGIN IMMEDIATE lets one writer in at a time.
-    """
-    if ids and dialect(session) != "sqlite":
-        await session.execute(
-            select(Group.id)
-            .where(in_list(session, Group.id, ids, BigInteger()))
-            .order_by(Group.id)
-            .with_for_update(key_share=True)
-        )
+    """Lock these groups' rows, in id order (common.lock_ids)."""
+    await common.lock_ids(session, Group.id, ids)
 
 
 async def insert_group(session: AsyncSession, *, name: str) -> GroupRow:

@@ -21,6 +21,8 @@ from app.sql import escape_like
 
 @dataclass(frozen=True)
 class EmailRow:
+    """One of a user's emails, in the order the client gave them."""
+
     value: str
     type: str | None
     primary: bool

@@ -16,17 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
 
 from app.models import Group, Membership, User, UserEmail
-from app.predicates import (
-    And,
-    Attribute,
-    Collection,
-    Not,
-    Op,
-    Or,
-    Predicate,
-    Present,
-    Some,
-)
+from app.predicates import And, Attribute, Collection, Not, Op, Or, Predicate, Present, Some
 from app.sql import escape_like
 
 Condition = ColumnElement[bool]

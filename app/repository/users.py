@@ -6,26 +6,13 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Select,
-    String,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import BigInteger, Select, String, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
+from app.repository import common
 from app.repository import groups as group_repo
-from app.repository.common import (
-    NO_SYNC,
-    UserRow,
-    dialect,
-    in_list,
-)
+from app.repository.common import NO_SYNC, UserRow, UserWithGroups, dialect, in_list, lock_one
 
 _COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version, User.active)
 
@@ -51,25 +38,23 @@ def _with_groups(userid: str) -> Select[*tuple[Any, ...]]:
 
 async def _user_and_groups(
     session: AsyncSession, query: Select[*tuple[Any, ...]]
-) -> tuple[UserRow, dict[int, str]] | None:
+) -> UserWithGroups | None:
     rows = (await session.execute(query)).all()
     if not rows:
         return None
     width = len(_COLUMNS)
     groups = {int(row[width]): row[width + 1] for row in rows if row[width] is not None}
-    return UserRow(*rows[0][:width]), groups
+    return UserWithGroups(UserRow(*rows[0][:width]), groups)
 
 
-async def find_with_groups(
-    session: AsyncSession, *, userid: str
-) -> tuple[UserRow, dict[int, str]] | None:
+async def find_with_groups(session: AsyncSession, *, userid: str) -> UserWithGroups | None:
     """The user and its groups (id: name), in one statement, nothing locked."""
     return await _user_and_groups(session, _with_groups(userid))
 
 
 async def lock_with_groups(
     session: AsyncSession, *, userid: str, for_delete: bool = False
-) -> tuple[UserRow, dict[int, str]] | None:
+) -> UserWithGroups | None:
     """The user, locked as `lock` locks it, and its groups (id: name) as they are then.
 
     Only the user's row is locked; the caller has locked the groups it
@@ -89,36 +74,17 @@ async def lock_with_groups(
         .join(Membership, Membership.group_id == Group.id)
         .where(Membership.user_id == user.id)
     )
-    return user, {int(group_id): name for group_id, name in rows}
+    return UserWithGroups(user, {int(group_id): name for group_id, name in rows})
 
 
 async def lock(session: AsyncSession, *, userid: str, for_delete: bool = False) -> UserRow | None:
-    """The user, its row locked against other writers until the transaction ends.
-
-    NO KEY UPDATE lets others go on referencing it (KEY SHARE) meanwhile; a
-    delete takes the full lock at once, as upgrading to it later could
-    deadlock with them.
-    """
-    row = (
-        await session.execute(
-            select(*_COLUMNS).where(User.userid == userid).with_for_update(key_share=not for_delete)
-        )
-    ).one_or_none()
-    return None if row is None else UserRow(*row)
+    """The user, its row locked against other writers until the transaction ends."""
+    return await lock_one(session, _COLUMNS, User.userid == userid, UserRow, for_delete=for_delete)
 
 
 async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:
-    """Lock these users' rows, in id order, so that writers never deadlock.
-
-    SQLite needs no row locks: BEGIN IMMEDIATE lets one writer in at a time.
-    """
-    if ids and dialect(session) != "sqlite":
-        await session.execute(
-            select(User.id)
-            .where(in_list(session, User.id, ids, BigInteger()))
-            .order_by(User.id)
-            .with_for_update(key_share=True)
-        )
+    """Lock these users' rows, in id order (common.lock_ids)."""
+    await common.lock_ids(session, User.id, ids)
 
 
 async def insert_user(

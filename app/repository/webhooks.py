@@ -17,13 +17,21 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 @dataclass(frozen=True)
-class WebhookRow:
+class WebhookInfo:
+    """What an admin sees of an endpoint (the API's answers are built from these fields)."""
+
     id: str
     url: str
     types: list[str] | None
     enabled: bool
     description: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookRow(WebhookInfo):
+    """An endpoint as stored: what an admin sees, and what only delivery reads."""
+
     secret: str
     cursor: int
     failing_since: datetime | None

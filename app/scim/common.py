@@ -32,7 +32,7 @@ MAX_OFFSET = 2**62
 
 
 class ScimRoute(GuardedRoute):
-    """A guarded route whose every failure is a SCIM error (RFC 7644 §3.12), 401, 403, 500 too."""
+    """A route whose every failure is a SCIM error (RFC 7644 section 3.12), 401, 403, 500 too."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -169,7 +169,7 @@ class Listing:
 
 
 def listing(source: dict[str, Any]) -> Listing:
-    """RFC 7644 §3.4.2.4: a startIndex below 1 is 1, a negative count is 0; count <= maxResults."""
+    """startIndex below 1 is 1, count below 0 is 0, at most maxResults (RFC 7644, 3.4.2.4)."""
     start = max(_int(source.get("startIndex"), "startIndex", 1), 1)
     count = min(max(_int(source.get("count"), "count", DEFAULT_COUNT), 0), MAX_RESULTS)
     text = source.get("filter")
@@ -179,7 +179,7 @@ def listing(source: dict[str, Any]) -> Listing:
 
 
 def attributes(source: dict[str, Any]) -> ResponseParameters[Any]:
-    """`attributes` / `excludedAttributes` (RFC 7644 §3.9); names no resource has select nothing."""
+    """`attributes`, `excludedAttributes` (RFC 7644 section 3.9); unknown names select nothing."""
     given = {k: source.get(k) for k in ("attributes", "excludedAttributes") if source.get(k)}
     if len(given) == 2:
         raise invalid_value("attributes and excludedAttributes cannot be given together.")

@@ -1,4 +1,4 @@
-"""GET /ServiceProviderConfig, /ResourceTypes[/{id}], /Schemas[/{id}] (RFC 7644 §4)."""
+"""GET /ServiceProviderConfig, /ResourceTypes[/{id}], /Schemas[/{id}] (RFC 7644 section 4)."""
 
 from __future__ import annotations
 

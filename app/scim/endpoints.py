@@ -420,7 +420,7 @@ async def delete_group(
     return await _delete(GROUPS, name, request, session, actor)
 
 
-# --- Search across both resource types (RFC 7644 §3.4.3) ------------------------------------
+# --- Search across both resource types (RFC 7644 section 3.4.3) --------------------------
 
 
 def _filter_on(read: Callable[[str], Predicate | None], text: str) -> tuple[bool, Predicate | None]:

@@ -1,4 +1,4 @@
-"""SCIM error responses (RFC 7644 §3.12): what every failure under /scim/v2 answers."""
+"""SCIM error responses (RFC 7644 section 3.12): what every failure under /scim/v2 answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SCIM filters (RFC 7644 §3.4.2.2) read into predicates (app.predicates): parsed by scim2-models.
+"""SCIM filters (RFC 7644 section 3.4.2.2) read into predicates (app.predicates), by scim2-models.
 
 What SCIM's schemas say is settled here: which attribute a path names, which
 operators it takes, that userName ignores case (userids are stored

@@ -1,4 +1,7 @@
-"""PATCH (RFC 7644 §3.5.2): scim2-models applies it to the resource as the transaction sees it."""
+"""PATCH (RFC 7644 section 3.5.2).
+
+scim2-models applies it to the resource as the transaction sees it.
+"""
 
 from __future__ import annotations
 

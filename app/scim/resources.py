@@ -182,7 +182,7 @@ def group_to_scim(
 ) -> Group:
     """A group as SCIM shows it; `members.display` only when asked for.
 
-    members.display is published with returned "request" (RFC 7643 §7): it
+    members.display is published with returned "request" (RFC 7643 section 7): it
     is sent when `attributes` names it, not by default. The reason is
     scim2-tester (0.5.2, checkers/patch_add.py and patch_replace.py): its
     PATCH add / replace checks on `members` compare the whole list returned,

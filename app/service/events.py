@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,7 @@ from app.clock import as_utc, now
 from app.errors import CursorExpired, InvalidCursor
 from app.repository import events as event_repo
 from app.repository.events import Bell, Pending
+from app.repository.events import FeedEvent as FeedEvent  # what the doors show
 from app.service.common import retried, transaction
 
 TYPES = (
@@ -81,16 +82,6 @@ def position_of(cursor: str) -> int:
     if last is None or not last.isdigit() or int(last) >= 2**63:
         raise InvalidCursor()
     return int(last)
-
-
-@dataclass(frozen=True)
-class FeedEvent:
-    id: str
-    type: str
-    occurred_at: datetime
-    actor: str
-    request_id: str | None
-    data: Any
 
 
 @dataclass(frozen=True)

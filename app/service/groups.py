@@ -17,8 +17,8 @@ from app.repository import memberships
 from app.repository import users as user_repo
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import Tagged, check, retried, transaction
-from app.service.member_lists import lock_in_order, write_members
+from app.service.common import Tagged, retried, transaction
+from app.service.member_lists import hold_group, lock_in_order, write_members
 
 
 @retried
@@ -64,10 +64,9 @@ async def replace_members(
     if not is_valid_name(name):
         raise GroupNotFound(name)
     async with transaction(session):
-        group = await group_repo.lock(session, name=name)
-        if group is None:
-            raise GroupNotFound(name)
-        check(if_match, f"Group {name!r}", group.id, group.version)
+        group = await hold_group(
+            name=name, if_match=if_match, lock=lambda: group_repo.lock(session, name=name)
+        )
         change = await write_members(session, group_id=group.id, userids=userids)
         await audit(
             session,
@@ -96,10 +95,11 @@ async def delete_group(
     if not is_valid_name(name):
         raise GroupNotFound(name)
     async with transaction(session):
-        group = await group_repo.lock(session, name=name, for_delete=True)
-        if group is None:
-            raise GroupNotFound(name)
-        check(if_match, f"Group {name!r}", group.id, group.version)
+        group = await hold_group(
+            name=name,
+            if_match=if_match,
+            lock=lambda: group_repo.lock(session, name=name, for_delete=True),
+        )
         members = await memberships.members_of(session, group_id=group.id)
         # The memberships go by cascade; the records of their users change.
         await lock_in_order(session, users=members.keys())

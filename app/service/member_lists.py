@@ -1,16 +1,38 @@
-"""The one writer of member lists, and the one lock order every writer follows."""
+"""The one writer of member lists, and the one lock order every writer follows.
+
+The target of a write is held here too (hold_user, hold_group): locked in
+that order, then its If-Match checked, as the contract orders the errors
+(docs/contract.md): the target's existence, its precondition, and only
+then what the write refers to.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import UnknownUsers
+from app.errors import GroupNotFound, UnknownUsers, UserNotFound
+from app.preconditions import IfMatch
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
+from app.service.common import check
+
+
+class Versioned(Protocol):
+    """A row whose ETag is made of its id and version."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+R = TypeVar("R", bound=Versioned)
 
 
 async def lock_in_order(
@@ -33,6 +55,51 @@ async def lock_in_order(
     """
     await group_repo.lock_ids(session, ids=sorted(set(groups)))
     await user_repo.lock_ids(session, ids=sorted(set(users)))
+
+
+async def lock_late(
+    session: AsyncSession, *, groups: Collection[int], locked: Collection[int]
+) -> None:
+    """Lock those of `groups` not `locked` before: the rare exception of lock_in_order.
+
+    A user's writer found them only once it held its user: a membership
+    changed between its first look and its lock.
+    """
+    await lock_in_order(session, groups=set(groups) - set(locked))
+
+
+async def hold_user(
+    session: AsyncSession,
+    *,
+    userid: str,
+    if_match: IfMatch | None,
+    groups_first: Collection[int] | None,
+    lock: Callable[[], Awaitable[R | None]],
+) -> R:
+    """The user `lock` locks, once `groups_first` are locked; its If-Match checked.
+
+    `groups_first`: the groups a first look found whose member lists the
+    write may change (None: the first look found no such user). Groups a
+    single statement found and locked already are not named again.
+    """
+    if groups_first is None:
+        raise UserNotFound(userid)
+    await lock_in_order(session, groups=groups_first)
+    return _checked(await lock(), UserNotFound(userid), f"User {userid!r}", if_match)
+
+
+async def hold_group(
+    *, name: str, if_match: IfMatch | None, lock: Callable[[], Awaitable[R | None]]
+) -> R:
+    """The group `lock` locks (the first lock of a writer of one group); its If-Match checked."""
+    return _checked(await lock(), GroupNotFound(name), f"Group {name!r}", if_match)
+
+
+def _checked(row: R | None, missing: Exception, what: str, if_match: IfMatch | None) -> R:
+    if row is None:
+        raise missing
+    check(if_match, what, row.id, row.version)
+    return row
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from app.repository import scim as scim_repo
 from app.repository.scim import ScimGroupRow
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import check, retried, transaction
-from app.service.member_lists import write_members
+from app.service.common import retried, transaction
+from app.service.member_lists import hold_group, write_members
 
 _OUTSIDE_NAME_RULE = re.compile(r"[^a-z0-9._@-]+")
 _DASHES = re.compile(r"-{2,}")
@@ -195,10 +195,11 @@ async def change_group(
     if not is_valid_name(name):
         raise GroupNotFound(name)
     async with transaction(session):
-        row = await scim_repo.group(session, name=name, lock=True)
-        if row is None:
-            raise GroupNotFound(name)
-        check(if_match, f"Group {name!r}", row.id, row.version)
+        row = await hold_group(
+            name=name,
+            if_match=if_match,
+            lock=lambda: scim_repo.group(session, name=name, lock=True),
+        )
         members = (await scim_repo.members_of(session, group_ids=[row.id])).get(row.id, [])
         before = ScimGroup(row.display_name, row.external_id, tuple(u for u, _ in members))
         wanted = change(before)

@@ -24,18 +24,12 @@ from app.repository import users as user_repo
 from app.repository.scim import EmailRow, ScimUserRow
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import check, retried, transaction
-from app.service.member_lists import lock_in_order
+from app.service.common import retried, transaction
+from app.service.member_lists import hold_user, lock_late
 from app.settings import DEFAULT_SEARCH_TIMEOUT_MS
 
-
-@dataclass(frozen=True)
-class ScimEmail:
-    """One of a user's emails, in the order the client gave them."""
-
-    value: str
-    type: str | None
-    primary: bool
+# A user's email is what its row holds.
+ScimEmail = EmailRow
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ def _state(row: ScimUserRow, emails: list[EmailRow]) -> ScimUser:
         active=bool(row.active),
         external_id=row.external_id,
         display_name=row.display_name,
-        emails=tuple(ScimEmail(e.value, e.type, e.primary) for e in emails),
+        emails=tuple(emails),
     )
 
 
@@ -95,8 +89,15 @@ def _audited(user: ScimUser) -> dict[str, Any]:
     return asdict(user)
 
 
-def _rows(emails: tuple[ScimEmail, ...]) -> list[EmailRow]:
-    return [EmailRow(e.value, e.type, e.primary) for e in emails]
+def _stored(user: ScimUser) -> dict[str, Any]:
+    """What of the user its users row stores, besides the userid (emails have rows of their own)."""
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "active": user.active,
+        "external_id": user.external_id,
+        "display_name": user.display_name,
+    }
 
 
 # What a SCIM change can change of a user, as user.updated names it in `changed`.
@@ -157,18 +158,10 @@ async def create_user(session: AsyncSession, *, actor: Actor, user: ScimUser) ->
     async with transaction(session):
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
-            user_id = await user_repo.insert_user(
-                session,
-                userid=user.userid,
-                first_name=user.first_name,
-                last_name=user.last_name,
-                active=user.active,
-                external_id=user.external_id,
-                display_name=user.display_name,
-            )
+            user_id = await user_repo.insert_user(session, userid=user.userid, **_stored(user))
         except IntegrityError:
             raise UserExists(user.userid) from None
-        await scim_repo.set_emails(session, user_id=user_id, emails=_rows(user.emails))
+        await scim_repo.set_emails(session, user_id=user_id, emails=user.emails)
         await audit(
             session,
             actor=actor,
@@ -204,36 +197,27 @@ async def change_user(
         raise UserNotFound(userid)
     async with transaction(session):
         seen = await scim_repo.user(session, userid=userid)
-        if seen is None:
-            raise UserNotFound(userid)
         # Its groups before the user (lock_in_order): their versions change
         # should `active` change.
-        first_seen = await memberships.group_ids_of(session, user_id=seen.id)
-        await lock_in_order(session, groups=first_seen)
-        row = await scim_repo.user(session, userid=userid, lock=True)
-        if row is None:
-            raise UserNotFound(userid)
-        check(if_match, f"User {userid!r}", row.id, row.version)
+        first = None if seen is None else await memberships.group_ids_of(session, user_id=seen.id)
+        row = await hold_user(
+            session,
+            userid=userid,
+            if_match=if_match,
+            groups_first=first,
+            lock=lambda: scim_repo.user(session, userid=userid, lock=True),
+        )
         before = (await _views(session, [row]))[0]
         wanted = change(before.user)
         if wanted == before.user:
             # Nothing changes: the version (and every client's ETag) stays.
             return before
-        await user_repo.update_user(
-            session,
-            user_id=row.id,
-            first_name=wanted.first_name,
-            last_name=wanted.last_name,
-            active=wanted.active,
-            external_id=wanted.external_id,
-            display_name=wanted.display_name,
-        )
+        await user_repo.update_user(session, user_id=row.id, **_stored(wanted))
         if wanted.emails != before.user.emails:
-            await scim_repo.set_emails(session, user_id=row.id, emails=_rows(wanted.emails))
+            await scim_repo.set_emails(session, user_id=row.id, emails=wanted.emails)
         if wanted.active != before.user.active:
             groups = await memberships.group_ids_of(session, user_id=row.id)
-            # Rare: a membership changed between the first look and the lock.
-            await lock_in_order(session, groups=groups - first_seen)
+            await lock_late(session, groups=groups, locked=first or ())
             await group_repo.bump(session, ids=sorted(groups))
         await audit(
             session,

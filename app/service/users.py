@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,11 +13,11 @@ from app.reads import users as user_reads
 from app.repository import groups as group_repo
 from app.repository import memberships
 from app.repository import users as user_repo
-from app.schemas import UserRecord, UserRecordIn
+from app.schemas import UserPatch, UserRecord, UserRecordIn
 from app.service import events
 from app.service.audit import record as audit
-from app.service.common import Tagged, check, find_groups, retried, transaction
-from app.service.member_lists import lock_in_order
+from app.service.common import Tagged, find_groups, retried, transaction
+from app.service.member_lists import hold_user, lock_late
 
 
 def _check_userid(userid: str, given: str | None) -> None:
@@ -87,62 +85,37 @@ async def create_user(
     return Tagged(stored, etag(user_id, 1))
 
 
-async def replace_user(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    userid: str,
-    record: UserRecordIn,
-    if_match: IfMatch | None = None,
-) -> Tagged[UserRecord]:
-    """PUT: the whole record; absent groups empty them."""
-    return await update_user(
-        session,
-        actor=actor,
-        action="user.replace",
-        userid=userid,
-        first_name=record.first_name,
-        last_name=record.last_name,
-        groups=record.groups,
-        given_userid=record.userid,
-        if_match=if_match,
-    )
-
-
 @retried
 async def update_user(
     session: AsyncSession,
     *,
     actor: Actor,
-    action: str = "user.update",
+    action: str,
     userid: str,
-    first_name: str | None = None,
-    last_name: str | None = None,
-    groups: Sequence[str] | None = None,
-    given_userid: str | None = None,
+    change: UserRecordIn | UserPatch,
     if_match: IfMatch | None = None,
 ) -> Tagged[UserRecord]:
-    """Change what is given (None keeps the current value); PUT and PATCH both end here."""
+    """PUT (the whole record: absent groups empty them) and PATCH (None keeps the current value)."""
+    first_name, last_name, groups = change.first_name, change.last_name, change.groups
     if not is_valid_name(userid):
         raise UserNotFound(userid)
-    _check_userid(userid, given_userid)
+    _check_userid(userid, change.userid)
     async with transaction(session):
         found = None
-        locked: set[int] = set()
+        first: set[int] | None = set()
         if groups is not None:
             found = await find_groups(session, groups)
             # A first look, to lock the groups whose member lists change before the user.
             seen = await user_repo.find_with_groups(session, userid=userid)
-            if seen is None:
-                raise UserNotFound(userid)
-            locked = set(seen[1]) ^ found.ids
-            await lock_in_order(session, groups=locked)
+            first = None if seen is None else set(seen.groups) ^ found.ids
         # The user and its memberships as they are, now that no other writer can change them.
-        held = await user_repo.lock_with_groups(session, userid=userid)
-        if held is None:
-            raise UserNotFound(userid)
-        user, current_groups = held
-        check(if_match, f"User {userid!r}", user.id, user.version)
+        user, current_groups = await hold_user(
+            session,
+            userid=userid,
+            if_match=if_match,
+            groups_first=first,
+            lock=lambda: user_repo.lock_with_groups(session, userid=userid),
+        )
         wanted = None if found is None else found.require_all()
         current = set(current_groups)
         current_names = sorted(current_groups.values())
@@ -154,8 +127,7 @@ async def update_user(
         )
         if wanted is not None:
             added, removed = wanted - current, current - wanted
-            # Rare: a membership changed between the first look and the lock.
-            await lock_in_order(session, groups=(added | removed) - locked)
+            await lock_late(session, groups=added | removed, locked=first or ())
             await memberships.remove_for_user(session, user_id=user.id, group_ids=sorted(removed))
             await memberships.add_for_user(session, user_id=user.id, group_ids=sorted(added))
             await group_repo.bump(session, ids=sorted(added | removed))
@@ -198,16 +170,18 @@ async def delete_user(
     if not is_valid_name(userid):
         raise UserNotFound(userid)
     async with transaction(session):
-        # Its groups' member lists change: they come first in the lock order.
+        # Its groups' member lists change: they come first in the lock order,
+        # found and locked here in one statement.
         locked = await group_repo.lock_of_user(session, userid=userid)
-        held = await user_repo.lock_with_groups(session, userid=userid, for_delete=True)
-        if held is None:
-            raise UserNotFound(userid)
-        user, current_groups = held
-        check(if_match, f"User {userid!r}", user.id, user.version)
+        user, current_groups = await hold_user(
+            session,
+            userid=userid,
+            if_match=if_match,
+            groups_first=(),
+            lock=lambda: user_repo.lock_with_groups(session, userid=userid, for_delete=True),
+        )
         current = sorted(current_groups)
-        # Rare: a membership came between the groups' lock and the user's.
-        await lock_in_order(session, groups=set(current) - locked)
+        await lock_late(session, groups=current, locked=locked)
         stored = UserRecord(
             first_name=user.first_name,
             last_name=user.last_name,

@@ -16,7 +16,14 @@ from app.errors import DeliveryNotFound, InvalidWebhook, WebhookNotFound
 from app.repository import events as event_repo
 from app.repository import webhooks as repo
 from app.repository.events import EventRow
-from app.repository.webhooks import DELIVERED, FAILED, PENDING, AttemptRow, DeliveryRow
+from app.repository.webhooks import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    AttemptRow,
+    DeliveryRow,
+)
+from app.repository.webhooks import WebhookInfo as WebhookInfo  # what the doors show
 from app.service.audit import record as audit
 from app.service.common import retried, transaction
 from app.service.events import TYPES
@@ -47,16 +54,6 @@ async def checked_url(settings: Settings, url: str) -> str:
     except addresses.RefusedURL as exc:
         raise InvalidWebhook("url", str(exc)) from None
     return url
-
-
-@dataclass(frozen=True)
-class WebhookInfo:
-    id: str
-    url: str
-    types: list[str] | None
-    enabled: bool
-    description: str | None
-    created_at: datetime
 
 
 def _info(row: repo.WebhookRow) -> WebhookInfo:

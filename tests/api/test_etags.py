@@ -14,7 +14,7 @@ from tests.support.helpers import assert_problem, create_group, create_user
 
 pytestmark = pytest.mark.anyio
 
-# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; strong: no W/.
+# RFC 9110 section 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; strong: no W/.
 STRONG_ETAG = re.compile(r'"[\x21\x23-\x7e]*"')
 RECORD: dict[str, Any] = {"first_name": "Joe", "last_name": "Smith"}
 

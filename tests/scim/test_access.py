@@ -1,4 +1,4 @@
-"""SCIM refuses as SCIM (RFC 7644 §3.12): 401 and 403 are SCIM errors, and change nothing."""
+"""SCIM refuses as SCIM (RFC 7644 section 3.12): 401 and 403 are SCIM errors, and change nothing."""
 
 from __future__ import annotations
 

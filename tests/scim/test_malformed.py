@@ -197,7 +197,7 @@ async def test_refused_as_a_scim_error_changing_nothing(
     assert await snapshot(seeded) == before
 
 
-# RFC 7644 §3.4.2.4: a startIndex below 1 is read as 1, a count below 0 as 0.
+# RFC 7644 section 3.4.2.4: a startIndex below 1 is read as 1, a count below 0 as 0.
 PAGES = [
     ("startIndex=0", 1, 1, 1),
     ("startIndex=-5", 1, 1, 1),
