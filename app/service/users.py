@@ -76,8 +76,13 @@ async def create_user(
             after=stored.model_dump(),
         )
         events.emit(session, actor=actor, type="user.created", data=stored.model_dump())
+        # A new user is active: its memberships are shown, no need to ask.
         events.memberships(
-            session, actor=actor, added=True, pairs=[(name, userid) for name in stored.groups]
+            session,
+            actor=actor,
+            added=True,
+            pairs=[(name, userid) for name in stored.groups],
+            decided=True,
         )
     return Tagged(stored, etag(user_id, 1))
 
@@ -126,12 +131,9 @@ async def update_user(
         locked: set[int] = set()
         if groups is not None:
             found = await find_groups(session, groups)
-            # A first look, to lock the groups whose member lists change before the user.
-            seen = await user_repo.find_with_groups(session, userid=userid)
-            if seen is None:
-                raise UserNotFound(userid)
-            locked = set(seen[1]) ^ found.ids
-            await lock_in_order(session, groups=locked)
+            # The groups whose member lists change, as the memberships are now,
+            # locked before the user (the lock order).
+            locked = await group_repo.lock_changing(session, userid=userid, wanted=found.ids)
         # The user and its memberships as they are, now that no other writer can change them.
         held = await user_repo.lock_with_groups(session, userid=userid)
         if held is None:
@@ -151,9 +153,9 @@ async def update_user(
             added, removed = wanted - current, current - wanted
             # Rare: a membership changed between the first look and the lock.
             await lock_in_order(session, groups=(added | removed) - locked)
-            await memberships.remove_for_user(session, user_id=user.id, group_ids=sorted(removed))
-            await memberships.add_for_user(session, user_id=user.id, group_ids=sorted(added))
-            await group_repo.bump(session, ids=sorted(added | removed))
+            await memberships.change_for_user(
+                session, user_id=user.id, added=sorted(added), removed=sorted(removed)
+            )
         first_name = first_name if first_name is not None else user.first_name
         last_name = last_name if last_name is not None else user.last_name
         names = sorted(groups) if groups is not None else current_names
@@ -194,27 +196,25 @@ async def delete_user(
         raise UserNotFound(userid)
     async with transaction(session):
         # Its groups' member lists change: they come first in the lock order.
-        locked = await group_repo.lock_of_user(session, userid=userid)
-        held = await user_repo.lock_with_groups(session, userid=userid, for_delete=True)
-        if held is None:
+        await group_repo.lock_changing(session, userid=userid)
+        user = await user_repo.lock(session, userid=userid, for_delete=True)
+        if user is None:
             raise UserNotFound(userid)
-        user, current_groups = held
         check(if_match, f"User {userid!r}", user.id, user.version)
-        current = sorted(current_groups)
-        # Rare: a membership came between the groups' lock and the user's.
-        await lock_in_order(session, groups=set(current) - locked)
+        # Its memberships go with it, read as they are deleted (not before: a
+        # membership committed while the lock waited is among them); a group
+        # joined after the groups' lock is locked late there (lock_in_order).
+        left = await user_repo.delete_user(session, user_id=user.id)
         stored = UserRecord(
             first_name=user.first_name,
             last_name=user.last_name,
             userid=userid,
-            groups=sorted(current_groups.values()),
+            groups=sorted(left.values()),
         )
         # The feed's view: an inactive user's memberships were never shown, so
         # their going is no news (and the row is gone before the commit could
         # tell its events to drop them).
         gone = _as_shown(stored, user.active)
-        # The memberships go by cascade; the groups they leave have changed.
-        await user_repo.delete_user(session, user_id=user.id, groups=current)
         await audit(
             session,
             actor=actor,
@@ -222,7 +222,7 @@ async def delete_user(
             resource=f"users/{userid}",
             before=stored.model_dump(),
         )
-        # The cascade's memberships go first, then the user.
+        # Its memberships go first, then the user.
         events.memberships(
             session,
             actor=actor,
@@ -238,16 +238,26 @@ def _emit_changes(
 ) -> None:
     """The membership events of a change, then user.updated if the names changed.
 
-    The record in user.updated is as GET shows it; the membership events of
-    an inactive user are dropped as the transaction commits (events.memberships).
+    Both as GET shows the records: an inactive user's memberships are not
+    shown, so their changes are no news. The writer holds the user's lock,
+    so `active` is what it is as the transaction commits: the events are
+    decided here, with no question to the database (events.memberships).
     """
     userid = after.userid
-    was, now = set(before.groups), set(after.groups)
+    was, now = set(_as_shown(before, active).groups), set(_as_shown(after, active).groups)
     events.memberships(
-        session, actor=actor, added=False, pairs=[(g, userid) for g in sorted(was - now)]
+        session,
+        actor=actor,
+        added=False,
+        pairs=[(g, userid) for g in sorted(was - now)],
+        decided=True,
     )
     events.memberships(
-        session, actor=actor, added=True, pairs=[(g, userid) for g in sorted(now - was)]
+        session,
+        actor=actor,
+        added=True,
+        pairs=[(g, userid) for g in sorted(now - was)],
+        decided=True,
     )
     changed = [f for f in ("first_name", "last_name") if getattr(before, f) != getattr(after, f)]
     if changed:
