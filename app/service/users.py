@@ -53,15 +53,18 @@ async def create_user(
         new_groups = sorted(found.ids)
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
+            # Made a member of the groups found, which are bumped, in the same step.
             user_id = await user_repo.insert_user(
-                session, userid=userid, first_name=record.first_name, last_name=record.last_name
+                session,
+                userid=userid,
+                first_name=record.first_name,
+                last_name=record.last_name,
+                groups=new_groups,
             )
         except IntegrityError:
             raise UserExists(userid) from None
         # Only now, as the target's state comes first: unknown groups roll it back.
         found.require_all()
-        await memberships.add_for_user(session, user_id=user_id, group_ids=new_groups)
-        await group_repo.bump(session, ids=new_groups)
         stored = UserRecord(
             first_name=record.first_name,
             last_name=record.last_name,
