@@ -248,20 +248,10 @@ def _emit_changes(
     """
     userid = after.userid
     was, now = set(_as_shown(before, active).groups), set(_as_shown(after, active).groups)
-    events.memberships(
-        session,
-        actor=actor,
-        added=False,
-        pairs=[(g, userid) for g in sorted(was - now)],
-        decided=True,
-    )
-    events.memberships(
-        session,
-        actor=actor,
-        added=True,
-        pairs=[(g, userid) for g in sorted(now - was)],
-        decided=True,
-    )
+    # The removals first, then the additions.
+    for added, groups in ((False, was - now), (True, now - was)):
+        pairs = [(g, userid) for g in sorted(groups)]
+        events.memberships(session, actor=actor, added=added, pairs=pairs, decided=True)
     changed = [f for f in ("first_name", "last_name") if getattr(before, f) != getattr(after, f)]
     if changed:
         data = _as_shown(after, active).model_dump() | {"changed": changed}
