@@ -185,6 +185,22 @@ class EventCounter(Base):
     purged_through: Mapped[int] = mapped_column(BigInteger)
 
 
+class EventOutbox(Base):
+    """A transaction's events on PostgreSQL, from its commit statement to its COMMIT.
+
+    COMMIT runs a deferred trigger on the row (alembic 0009) that takes the
+    positions from event_counter, writes the events and deletes the row: the
+    counter's lock is held inside the commit only (see app.repository.events).
+    """
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    events: Mapped[Any] = mapped_column(JSON)
+
+
 class Event(Base):
     """A change, at its place in the feed (positions follow commit order, without gaps)."""
 

@@ -12,6 +12,9 @@ positions to the next. So positions are given in commit order, without
 gaps, and when position N is visible every position below it is (PostgreSQL
 makes a transaction visible before it releases its locks). On SQLite one
 writer holds the database at a time and the same code gives the same order.
+On PostgreSQL the last step is COMMIT's own: a deferred trigger on the
+outbox row the transaction wrote (alembic 0009), so that the lock is held
+for the commit alone (see _write_postgresql).
 
 The writes are the last statements of the transaction, so they are made
 cheap: statements built once at import (only their parameters change), run
@@ -52,7 +55,8 @@ from app.models import Event, EventCounter, User
 from app.repository import audit
 from app.repository.common import in_list
 
-# The PostgreSQL channel a committed event is announced on (LISTEN/NOTIFY).
+# The PostgreSQL channel a committed event is announced on (LISTEN/NOTIFY),
+# by the trigger of alembic 0009, which names it too.
 CHANNEL = "grouped_users_events"
 _PENDING = "grouped_users_pending_events"
 _PUBLISHED = "grouped_users_published_events"
@@ -256,17 +260,17 @@ def _shown(session: Session, pending: list[Pending]) -> list[Pending]:
     return [item for item in pending if item.unless_inactive not in inactive]
 
 
-# On PostgreSQL one statement takes the positions, writes the events and the
-# audit entries and announces the last position (delivered to listeners when,
-# and only if, the transaction commits): one round trip instead of four. The
-# rows travel as one JSON array each, however many there are.
-_COUNTER = """counter AS (
-    UPDATE event_counter SET position = position + :count WHERE id = 1 RETURNING position
-), written AS (
-    INSERT INTO events (position, id, type, occurred_at, actor, request_id, data)
-    SELECT counter.position - :count + e.n, e.item->>'id', e.item->>'type', :at,
-           e.item->>'actor', e.item->>'request_id', e.item->'data'
-    FROM counter, json_array_elements(CAST(:events AS json)) WITH ORDINALITY AS e(item, n)
+# On PostgreSQL the transaction's last statement writes the audit entries and
+# puts its events in the outbox, one row (one round trip instead of four; the
+# rows travel as one JSON array each, however many there are). COMMIT then
+# runs the outbox's deferred trigger (alembic 0009), which takes the
+# positions from the counter, writes the events, deletes the row and
+# announces the last position (delivered to listeners when, and only if, the
+# transaction commits). The counter's row is locked from that trigger to the
+# end of the same COMMIT: writers queue on it for the commit alone, not for a
+# round trip to this process and back (the statement's answer, then COMMIT).
+_QUEUED = """queued AS (
+    INSERT INTO event_outbox (count, at, events) VALUES (:count, :at, CAST(:events AS json))
 )"""
 _AUDITED = """audited AS (
     INSERT INTO audit (at, actor, action, resource, before, after, request_id,
@@ -279,13 +283,8 @@ _AUDITED = """audited AS (
 )"""
 # Made of the constants above only, never of values: those are parameters.
 _STATEMENTS = {
-    (True, True): text(
-        f"WITH {_COUNTER}, {_AUDITED} "  # noqa: S608
-        "SELECT position, pg_notify(:channel, position::text) FROM counter"
-    ),
-    (True, False): text(
-        f"WITH {_COUNTER} SELECT position, pg_notify(:channel, position::text) FROM counter"  # noqa: S608
-    ),
+    (True, True): text(f"WITH {_QUEUED}, {_AUDITED} SELECT NULL"),
+    (True, False): text(f"WITH {_QUEUED} SELECT NULL"),
     (False, True): text(f"WITH {_AUDITED} SELECT NULL"),
 }
 
@@ -299,7 +298,6 @@ def _write_postgresql(
         parameters |= {
             "count": len(pending),
             "at": events[0]["occurred_at"],
-            "channel": CHANNEL,
             "events": json.dumps(
                 [
                     {k: v for k, v in row.items() if k not in ("position", "occurred_at")}
@@ -311,9 +309,10 @@ def _write_postgresql(
         parameters["audit"] = json.dumps(
             [entry | {"at": entry["at"].isoformat()} for entry in entries]
         )
-    last = session.execute(_STATEMENTS[bool(pending), bool(entries)], parameters).scalar()
+    session.execute(_STATEMENTS[bool(pending), bool(entries)], parameters)
     if pending:
-        session.info[_PUBLISHED] = last
+        # Their positions are known only inside COMMIT; that there are some is enough.
+        session.info[_PUBLISHED] = True
 
 
 @event.listens_for(WriterSession, "after_commit")

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import BigInteger, String, Update, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    Update,
+    any_,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
@@ -40,11 +54,11 @@ async def insert_group(session: AsyncSession, *, name: str) -> GroupRow:
     return GroupRow(int(result.scalar_one()), name, 1)
 
 
-def bumping(session: AsyncSession, *, ids: Sequence[int]) -> Update:
-    """The statement of `bump`, for a caller that runs it inside one of its own."""
+def bumping_where(condition: ColumnElement[bool]) -> Update:
+    """Bump the groups that meet the condition: their member lists changed."""
     return (
         update(Group)
-        .where(in_list(session, Group.id, ids, BigInteger()))
+        .where(condition)
         .values(version=Group.version + 1, updated_at=func.now())
         .execution_options(**NO_SYNC)
     )
@@ -53,7 +67,7 @@ def bumping(session: AsyncSession, *, ids: Sequence[int]) -> Update:
 async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
     """These groups' member lists changed."""
     if ids:
-        await session.execute(bumping(session, ids=ids))
+        await session.execute(bumping_where(in_list(session, Group.id, ids, BigInteger())))
 
 
 async def delete_group(session: AsyncSession, *, group_id: int) -> None:
@@ -80,25 +94,31 @@ async def find_many(
     return dict((await session.execute(query)).all())
 
 
-async def lock_of_user(session: AsyncSession, *, userid: str) -> set[int]:
-    """Lock the groups the user is a member of, in id order; their ids.
+async def lock_changing(
+    session: AsyncSession, *, userid: str, wanted: Collection[int] = ()
+) -> set[int]:
+    """Lock, in id order, the groups whose member lists change when this user's
+    groups become `wanted`: those it is in and leaves, those it joins. Their ids.
 
-    The first step of a writer that takes the user's memberships away: the
-    groups come before the user in the lock order. Found and locked in one
-    statement; SQLite needs no row locks (BEGIN IMMEDIATE), and no statement.
+    The first step of a writer of a user's memberships (a deletion wants
+    none): the groups come before the user in the lock order. Its current
+    groups are found and locked in one statement; SQLite needs no row locks
+    (BEGIN IMMEDIATE), and no statement.
     """
     if dialect(session) == "sqlite":
         return set()
-    rows = await session.scalars(
-        select(Group.id)
-        .where(
-            Group.id.in_(
-                select(Membership.group_id)
-                .join(User, User.id == Membership.user_id)
-                .where(User.userid == userid)
-            )
-        )
-        .order_by(Group.id)
-        .with_for_update(key_share=True)
+    current = (
+        select(Membership.group_id)
+        .join(User, User.id == Membership.user_id)
+        .where(User.userid == userid)
     )
+    query = select(Group.id).where(Group.id.in_(current))
+    if wanted:
+        ids = literal(sorted(wanted), postgresql.ARRAY(BigInteger()))
+        # Either side, less those on both: a union, so that the ids are looked up by key.
+        either = union_all(current, select(func.unnest(ids)))
+        query = select(Group.id).where(
+            Group.id.in_(either), ~(Group.id.in_(current) & (Group.id == any_(ids)))
+        )
+    rows = await session.scalars(query.order_by(Group.id).with_for_update(key_share=True))
     return set(rows)

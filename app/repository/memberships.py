@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import BigInteger, Select, delete, literal, select
+from sqlalchemy import BigInteger, Delete, Select, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.models import Group, Membership, User
-from app.repository.common import NO_SYNC, in_list, insert_ignoring_duplicates
+from app.repository import groups as group_repo
+from app.repository.common import NO_SYNC, dialect, in_list, insert_ignoring_duplicates
 
 
 async def group_ids_of(session: AsyncSession, *, user_id: int) -> set[int]:
@@ -30,10 +32,15 @@ async def members_of(session: AsyncSession, *, group_id: int) -> dict[int, str]:
 async def add_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
     """Make the user a member of these groups; memberships it has stay as they are."""
     if group_ids:
-        pairs = select(Group.id, literal(user_id, BigInteger())).where(
-            in_list(session, Group.id, group_ids, BigInteger())
-        )
-        await _insert_pairs(session, pairs)
+        await _insert_pairs(session, _pairs_for_user(session, user_id, group_ids))
+
+
+def _pairs_for_user(
+    session: AsyncSession, user_id: int, group_ids: Sequence[int]
+) -> Select[int, int]:
+    return select(Group.id, literal(user_id, BigInteger())).where(
+        in_list(session, Group.id, group_ids, BigInteger())
+    )
 
 
 async def add_for_group(session: AsyncSession, *, group_id: int, user_ids: Sequence[int]) -> None:
@@ -46,11 +53,43 @@ async def add_for_group(session: AsyncSession, *, group_id: int, user_ids: Seque
 
 
 async def _insert_pairs(session: AsyncSession, pairs: Select[int, int]) -> None:
+    await session.execute(_inserting(session, pairs))
+
+
+def _inserting(session: AsyncSession, pairs: Select[int, int]) -> Any:
     # INSERT ... SELECT: one statement and one list parameter, however many pairs.
     insert = insert_ignoring_duplicates(session)
-    await session.execute(
-        insert(Membership).from_select(["group_id", "user_id"], pairs).on_conflict_do_nothing()
-    )
+    return insert(Membership).from_select(["group_id", "user_id"], pairs).on_conflict_do_nothing()
+
+
+async def change_for_user(
+    session: AsyncSession, *, user_id: int, added: Sequence[int], removed: Sequence[int]
+) -> None:
+    """The user joins the groups `added` and leaves `removed`; those groups are bumped.
+
+    On PostgreSQL one statement (the membership writes are CTEs of the
+    groups' bump); SQLite, where no CTE may write, runs them one by one.
+    """
+    changed = sorted({*added, *removed})
+    if not changed:
+        return
+    if dialect(session) != "postgresql":
+        await remove_for_user(session, user_id=user_id, group_ids=removed)
+        await add_for_user(session, user_id=user_id, group_ids=added)
+        await group_repo.bump(session, ids=changed)
+        return
+    statement = group_repo.bumping_where(in_list(session, Group.id, changed, BigInteger()))
+    if removed:
+        statement = statement.add_cte(
+            _removing(session, Membership.user_id, user_id, Membership.group_id, removed).cte(
+                "removed"
+            )
+        )
+    if added:
+        statement = statement.add_cte(
+            _inserting(session, _pairs_for_user(session, user_id, added)).cte("added")
+        )
+    await session.execute(statement)
 
 
 async def remove_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
@@ -72,11 +111,21 @@ async def _remove(
 ) -> None:
     """Delete the memberships of one user (or group) with any of `other_ids` on the other side."""
     if other_ids:
-        await session.execute(
-            delete(Membership)
-            .where(side == side_id, in_list(session, other, other_ids, BigInteger()))
-            .execution_options(**NO_SYNC)
-        )
+        await session.execute(_removing(session, side, side_id, other, other_ids))
+
+
+def _removing(
+    session: AsyncSession,
+    side: InstrumentedAttribute[int],
+    side_id: int,
+    other: InstrumentedAttribute[int],
+    other_ids: Sequence[int],
+) -> Delete:
+    return (
+        delete(Membership)
+        .where(side == side_id, in_list(session, other, other_ids, BigInteger()))
+        .execution_options(**NO_SYNC)
+    )
 
 
 async def remove(session: AsyncSession, *, group_id: int, user_id: int) -> bool:

@@ -6,11 +6,11 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, String, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Select, String, delete, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
-from app.repository import common
+from app.repository import common, memberships
 from app.repository import groups as group_repo
 from app.repository.common import NO_SYNC, UserRow, UserWithGroups, dialect, in_list, lock_one
 
@@ -47,14 +47,7 @@ async def _user_and_groups(
     return UserWithGroups(UserRow(*rows[0][:width]), groups)
 
 
-async def find_with_groups(session: AsyncSession, *, userid: str) -> UserWithGroups | None:
-    """The user and its groups (id: name), in one statement, nothing locked."""
-    return await _user_and_groups(session, _with_groups(userid))
-
-
-async def lock_with_groups(
-    session: AsyncSession, *, userid: str, for_delete: bool = False
-) -> UserWithGroups | None:
+async def lock_with_groups(session: AsyncSession, *, userid: str) -> UserWithGroups | None:
     """The user, locked as `lock` locks it, and its groups (id: name) as they are then.
 
     Only the user's row is locked; the caller has locked the groups it
@@ -66,7 +59,7 @@ async def lock_with_groups(
     """
     if dialect(session) == "sqlite":
         return await _user_and_groups(session, _with_groups(userid))
-    user = await lock(session, userid=userid, for_delete=for_delete)
+    user = await lock(session, userid=userid)
     if user is None:
         return None
     rows = await session.execute(
@@ -96,27 +89,45 @@ async def insert_user(
     active: bool = True,
     external_id: str | None = None,
     display_name: str | None = None,
+    groups: Sequence[int] = (),
 ) -> int:
     """Insert a user (the SCIM attributes beside it have their defaults unless given).
 
+    `groups`: it is made a member of these (locked) groups, which are bumped;
+    on PostgreSQL in the same statement (CTEs), one round trip for all three.
     A duplicate userid raises IntegrityError from the unique key.
     """
-    result = await session.execute(
-        insert(User)
-        .values(
-            userid=userid,
-            first_name=first_name,
-            last_name=last_name,
-            search_names=search_names(first_name, last_name),
-            version=1,
-            active=active,
-            external_id=external_id,
-            display_name=display_name,
-            display_key=None if display_name is None else display_name.casefold(),
-        )
-        .returning(User.id)
+    inserting = insert(User).values(
+        userid=userid,
+        first_name=first_name,
+        last_name=last_name,
+        search_names=search_names(first_name, last_name),
+        version=1,
+        active=active,
+        external_id=external_id,
+        display_name=display_name,
+        display_key=None if display_name is None else display_name.casefold(),
     )
-    return int(result.scalar_one())
+    if groups and dialect(session) == "postgresql":
+        new = inserting.returning(User.id).cte("new_user")
+        ids = in_list(session, Group.id, groups, BigInteger())
+        joined = insert(Membership).from_select(
+            ["group_id", "user_id"],
+            # Every group given, with the one new user: a product, on purpose.
+            select(Group.id, new.c.id).join_from(Group, new, true()).where(ids),
+        )
+        statement = (
+            select(new.c.id)
+            .add_cte(joined.cte("joined"))
+            .add_cte(group_repo.bumping_where(ids).cte("bumped"))
+        )
+        return int((await session.execute(statement)).scalar_one())
+    result = await session.execute(inserting.returning(User.id))
+    user_id = int(result.scalar_one())
+    if groups:
+        await memberships.add_for_user(session, user_id=user_id, group_ids=groups)
+        await group_repo.bump(session, ids=groups)
+    return user_id
 
 
 class Keep(enum.Enum):
@@ -186,18 +197,38 @@ async def inactive_among(session: AsyncSession, *, userids: Sequence[str]) -> se
     return set(rows)
 
 
-async def delete_user(session: AsyncSession, *, user_id: int, groups: Sequence[int] = ()) -> None:
-    """Delete a user; its memberships go with it (ON DELETE CASCADE).
+async def delete_user(session: AsyncSession, *, user_id: int) -> dict[int, str]:
+    """Delete the locked user and its memberships; the groups it left (id: name), bumped.
 
-    `groups`, those it was a member of, have changed, and are bumped: on
-    PostgreSQL in the same statement (a CTE), one round trip for both.
+    The memberships are those this statement finds, not those of an earlier
+    read: under READ COMMITTED each statement sees what committed before it
+    began, and the user's lock (taken before, FOR UPDATE) waited for every
+    writer that had added one (adding takes KEY SHARE on the user) and keeps
+    new ones out. On PostgreSQL one statement: the memberships deleted and
+    returned, their groups bumped, the user deleted, in CTEs. SQLite (one
+    writer at a time, no CTE may write) bumps the groups through the
+    memberships, returning them, and lets the user's deletion cascade.
     """
-    statement = delete(User).where(User.id == user_id).execution_options(**NO_SYNC)
-    if groups and dialect(session) == "postgresql":
-        statement = statement.add_cte(group_repo.bumping(session, ids=groups).cte("bumped"))
-    else:
-        await group_repo.bump(session, ids=groups)
-    await session.execute(statement)
+    if dialect(session) == "postgresql":
+        gone = (
+            delete(Membership)
+            .where(Membership.user_id == user_id)
+            .returning(Membership.group_id)
+            .cte("gone")
+        )
+        left = (
+            group_repo.bumping_where(Group.id.in_(select(gone.c.group_id)))
+            .returning(Group.id, Group.name)
+            .cte("left_groups")
+        )
+        deleted = delete(User).where(User.id == user_id).cte("deleted")
+        rows = (await session.execute(select(left.c.id, left.c.name).add_cte(deleted))).all()
+        return {int(group_id): name for group_id, name in rows}
+    of_user = select(Membership.group_id).where(Membership.user_id == user_id)
+    bumped = group_repo.bumping_where(Group.id.in_(of_user)).returning(Group.id, Group.name)
+    groups = {int(group_id): name for group_id, name in await session.execute(bumped)}
+    await session.execute(delete(User).where(User.id == user_id).execution_options(**NO_SYNC))
+    return groups
 
 
 async def find_many(session: AsyncSession, *, userids: Sequence[str]) -> dict[str, int]:

@@ -51,15 +51,18 @@ async def create_user(
         new_groups = sorted(found.ids)
         try:
             # The unique key decides, not a prior check: no race between two POSTs.
+            # Made a member of the groups found, which are bumped, in the same step.
             user_id = await user_repo.insert_user(
-                session, userid=userid, first_name=record.first_name, last_name=record.last_name
+                session,
+                userid=userid,
+                first_name=record.first_name,
+                last_name=record.last_name,
+                groups=new_groups,
             )
         except IntegrityError:
             raise UserExists(userid) from None
         # Only now, as the target's state comes first: unknown groups roll it back.
         found.require_all()
-        await memberships.add_for_user(session, user_id=user_id, group_ids=new_groups)
-        await group_repo.bump(session, ids=new_groups)
         stored = UserRecord(
             first_name=record.first_name,
             last_name=record.last_name,
@@ -102,18 +105,18 @@ async def update_user(
     _check_userid(userid, change.userid)
     async with transaction(session):
         found = None
-        first: set[int] | None = set()
+        locked: set[int] = set()
         if groups is not None:
             found = await find_groups(session, groups)
-            # A first look, to lock the groups whose member lists change before the user.
-            seen = await user_repo.find_with_groups(session, userid=userid)
-            first = None if seen is None else set(seen.groups) ^ found.ids
+            # The groups whose member lists change, as the memberships are now:
+            # found and locked in one statement, before the user (the lock order).
+            locked = await group_repo.lock_changing(session, userid=userid, wanted=found.ids)
         # The user and its memberships as they are, now that no other writer can change them.
         user, current_groups = await hold_user(
             session,
             userid=userid,
             if_match=if_match,
-            groups_first=first,
+            groups_first=(),
             lock=lambda: user_repo.lock_with_groups(session, userid=userid),
         )
         wanted = None if found is None else found.require_all()
@@ -127,10 +130,10 @@ async def update_user(
         )
         if wanted is not None:
             added, removed = wanted - current, current - wanted
-            await lock_late(session, groups=added | removed, locked=first or ())
-            await memberships.remove_for_user(session, user_id=user.id, group_ids=sorted(removed))
-            await memberships.add_for_user(session, user_id=user.id, group_ids=sorted(added))
-            await group_repo.bump(session, ids=sorted(added | removed))
+            await lock_late(session, groups=added | removed, locked=locked)
+            await memberships.change_for_user(
+                session, user_id=user.id, added=sorted(added), removed=sorted(removed)
+            )
         first_name = first_name if first_name is not None else user.first_name
         last_name = last_name if last_name is not None else user.last_name
         names = sorted(groups) if groups is not None else current_names
@@ -172,28 +175,28 @@ async def delete_user(
     async with transaction(session):
         # Its groups' member lists change: they come first in the lock order,
         # found and locked here in one statement.
-        locked = await group_repo.lock_of_user(session, userid=userid)
-        user, current_groups = await hold_user(
+        await group_repo.lock_changing(session, userid=userid)
+        user = await hold_user(
             session,
             userid=userid,
             if_match=if_match,
             groups_first=(),
-            lock=lambda: user_repo.lock_with_groups(session, userid=userid, for_delete=True),
+            lock=lambda: user_repo.lock(session, userid=userid, for_delete=True),
         )
-        current = sorted(current_groups)
-        await lock_late(session, groups=current, locked=locked)
+        # Its memberships go with it, read as they are deleted (not before: a
+        # membership committed while the user's lock waited is among them);
+        # a group joined after the groups' lock is locked late, by its bump.
+        left = await user_repo.delete_user(session, user_id=user.id)
         stored = UserRecord(
             first_name=user.first_name,
             last_name=user.last_name,
             userid=userid,
-            groups=sorted(current_groups.values()),
+            groups=sorted(left.values()),
         )
         # The feed's view: an inactive user's memberships were never shown, so
         # their going is no news (and the row is gone before the commit could
         # tell its events to drop them).
         gone = _as_shown(stored, user.active)
-        # The memberships go by cascade; the groups they leave have changed.
-        await user_repo.delete_user(session, user_id=user.id, groups=current)
         await audit(
             session,
             actor=actor,
@@ -201,7 +204,7 @@ async def delete_user(
             resource=f"users/{userid}",
             before=stored.model_dump(),
         )
-        # The cascade's memberships go first, then the user.
+        # Its memberships go first, then the user.
         events.memberships(
             session,
             actor=actor,

@@ -364,10 +364,10 @@ def fail_after(original: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..
 
 
 FAILURES = [
-    (CHANGES[0], membership_repo, "add_for_user"),
+    (CHANGES[0], user_repo, "insert_user"),
     (CHANGES[1], user_repo, "update_user"),
     (Change("PATCH", "/users/jsmith", {"first_name": "Jo", "groups": ["users"]}, 200, "", ""),
-     membership_repo, "add_for_user"),
+     membership_repo, "change_for_user"),
     (CHANGES[3], user_repo, "delete_user"),
     (CHANGES[4], group_repo, "insert_group"),
     (CHANGES[5], membership_repo, "add_for_group"),

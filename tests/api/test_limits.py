@@ -137,8 +137,8 @@ def stall_after(original: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[.
 
 STALLS = [
     ("PUT", "/users/jsmith", record(["g2"]), user_repo, "update_user", 200),
-    ("PATCH", "/users/jsmith", {"groups": []}, membership_repo, "remove_for_user", 200),
-    ("POST", "/users/newbie", record(["g1", "g2"]), membership_repo, "add_for_user", 201),
+    ("PATCH", "/users/jsmith", {"groups": []}, membership_repo, "change_for_user", 200),
+    ("POST", "/users/newbie", record(["g1", "g2"]), user_repo, "insert_user", 201),
     ("DELETE", "/users/jsmith", None, user_repo, "delete_user", 204),
     ("PUT", "/groups/g1", ["u2", "u3"], membership_repo, "add_for_group", 200),
     ("DELETE", "/groups/g1", None, group_repo, "delete_group", 204),
