@@ -21,7 +21,7 @@ from app.repository import users as user_repo
 from app.schemas import UserRecordIn
 from app.service import events
 from app.service.audit import record as audit
-from app.service.member_lists import lock_in_order
+from app.service.member_lists import lock_in_order, lock_late
 
 DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_REPORT_LIMIT = 100
@@ -73,7 +73,7 @@ class ImportRefused(DomainError):
 class ConcurrentChange(Conflict):
     def __init__(self) -> None:
         super().__init__(
-            "Another writer created some of these users or groups during the import; "
+            "Another writer created or deleted some of these users or groups during the import; "
             "nothing was imported. Run it again."
         )
 
@@ -250,13 +250,21 @@ class _Import:
                 replacing.append((user_id, userid, record))
         group_ids = self.group_ids
         pairs = [(group_ids[name], userid) for userid, r in new for name in r.groups]
+        # New groups are this transaction's own: no other writer can reach them.
+        created = set(self.created_groups.values())
+        # A first look at the replaced users' groups decides which groups to
+        # lock before the users (the lock order); what the users are in is
+        # read again once they are locked: a membership committed between
+        # the look and the lock must go, and be announced, too.
+        first = await self._first_look(replacing)
+        planned = {group_id for group_id, _ in pairs} | first
+        replaced_ids = [user_id for user_id, _, _ in replacing]
+        await lock_in_order(self.session, groups=planned - created, users=replaced_ids)
         changed = await self._changed(replacing)
         changed_ids = [user_id for user_id, _, _ in changed]
         touched = {group_id for group_id, _ in pairs} | self._touched_by(changed)
+        await lock_late(self.session, groups=touched - created, locked=planned)
         self.touched |= touched
-        # New groups are this transaction's own: no other writer can reach them.
-        created = set(self.created_groups.values())
-        await lock_in_order(self.session, groups=touched - created, users=changed_ids)
         await bulk_repo.insert_users(
             self.session, users=[(userid, r.first_name, r.last_name) for userid, r in new]
         )
@@ -329,6 +337,9 @@ class _Import:
             self.session, ids=[user_id for user_id, _, _ in replacing]
         )
         changed: list[tuple[int, str, ChangedRecord]] = []
+        if len(current) < len(replacing):
+            # Deleted by another writer since this import found it.
+            raise ConcurrentChange()
         for user_id, userid, record in replacing:
             first, last, groups, active = current[user_id]
             if (first, last) == (record.first_name, record.last_name) and sorted(groups) == sorted(
@@ -339,6 +350,20 @@ class _Import:
                 changed.append((user_id, userid, ChangedRecord(record, set(groups.values()))))
                 self._emit_replaced(userid, (first, last, sorted(groups)), record, active=active)
         return changed
+
+    async def _first_look(self, replacing: list[tuple[int, str, UserRecordIn]]) -> set[int]:
+        """The groups the replacements would change, as the memberships are now, unlocked."""
+        if not replacing:
+            return set()
+        current = await bulk_repo.current(
+            self.session, ids=[user_id for user_id, _, _ in replacing]
+        )
+        groups: set[int] = set()
+        for user_id, _, record in replacing:
+            # A user deleted meanwhile is found missing once locked (_changed).
+            now = set(current[user_id][2].values()) if user_id in current else set()
+            groups |= now ^ {self.group_ids[name] for name in record.groups}
+        return groups
 
     def _touched_by(self, changed: list[tuple[int, str, ChangedRecord]]) -> set[int]:
         """The groups whose member lists these changes change."""

@@ -11,15 +11,20 @@ SQLite lets one writer in at a time: nothing to wait for inside a statement.
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from app import bulkfiles
+from app.auth import Actor, Role
 from app.db import Database
+from app.service import bulk
 from tests.events.feed import cursor, kinds, read_all
 from tests.support.helpers import create_group, create_user
 
@@ -35,13 +40,15 @@ _JOIN_LATE = (
         " SELECT g.id, u.id FROM groups g, users u WHERE g.name = 'late' AND u.userid = 'ann'"
     ),
 )
-# A backend that waits for `holder` while it holds the lock of a users row:
-# the one first in line for that row, as PostgreSQL queues row lockers.
+# A backend that waits for `holder`, which holds the user's row (and the
+# group's): the request, waiting for a lock the holder has. A writer that
+# locks the user by key is first in line on the row's tuple lock; one that
+# locks a set of users by id waits on the holder's transaction.
 _WAITING = text(
-    "SELECT count(*) FROM pg_locks"
-    " WHERE locktype = 'tuple' AND relation = 'users'::regclass AND granted"
-    " AND CAST(:holder AS integer) = ANY(pg_blocking_pids(pid))"
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE wait_event_type = 'Lock' AND CAST(:holder AS integer) = ANY(pg_blocking_pids(pid))"
 )
+T = TypeVar("T")
 # Not a measure of speed: how long a stuck test waits before it says so.
 _PATIENCE = 30.0
 
@@ -54,9 +61,7 @@ async def _until_a_writer_waits_for_the_user(database: Database, holder: int) ->
             await asyncio.sleep(0.02)
 
 
-async def _while_a_membership_commits(
-    database: Database, request: Callable[[], Awaitable[httpx.Response]]
-) -> httpx.Response:
+async def _while_a_membership_commits(database: Database, request: Callable[[], Awaitable[T]]) -> T:
     """Run the request while another transaction adds ann to "late", and commit
     that transaction only once the request is waiting for ann's lock."""
     async with database.engine.connect() as other:
@@ -123,5 +128,28 @@ async def test_a_change_of_groups_sees_a_membership_committed_while_it_waited(
     assert kinds(events) == [("membership.removed", {"group": "late", "userid": "ann"})]
     entry = (await client.get("/audit", params={"limit": 1})).json()["items"][0]
     assert entry["before"] == _record(["early", "late"])
+    assert (await client.get("/groups/late")).json() == ["bob"]
+    assert (await client.get("/groups/late")).headers["ETag"] != late
+
+
+async def test_a_replacing_import_sees_a_membership_committed_while_it_waited(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    start, late = await _setup(client)
+    record = _record(["early"]) | {"first_name": "Annie"}
+    rows = bulkfiles.read_rows(io.BytesIO(json.dumps(record).encode() + b"\n"), "ndjson")
+
+    async def replace() -> bulk.ImportResult:
+        async with database.writer() as session:
+            return await bulk.import_users(
+                session, actor=Actor("tests", Role.admin), rows=rows, replace=True
+            )
+
+    result = await _while_a_membership_commits(database, replace)
+    assert (result.created, result.replaced) == (0, 1)
+    events, _ = await read_all(client, start)
+    assert ("membership.removed", {"group": "late", "userid": "ann"}) in kinds(events)
+    assert ("membership.removed", {"group": "early", "userid": "ann"}) not in kinds(events)
+    assert (await client.get("/users/ann")).json() == record
     assert (await client.get("/groups/late")).json() == ["bob"]
     assert (await client.get("/groups/late")).headers["ETag"] != late
