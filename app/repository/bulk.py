@@ -162,6 +162,25 @@ async def add_memberships(session: AsyncSession, *, pairs: Sequence[tuple[int, s
     )
 
 
+async def groups_to_lock(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, set[int]]:
+    """The group ids of each of these users, read to plan which groups to lock first.
+
+    SQLite takes no row locks (the import holds its write lock throughout):
+    nothing to plan, and no statement.
+    """
+    if not ids or dialect(session) == "sqlite":
+        return {}
+    rows = await session.execute(
+        select(Membership.user_id, Membership.group_id).where(
+            in_list(session, Membership.user_id, ids, BigInteger())
+        )
+    )
+    groups: dict[int, set[int]] = {}
+    for user_id, group_id in rows:
+        groups.setdefault(int(user_id), set()).add(int(group_id))
+    return groups
+
+
 async def current(
     session: AsyncSession, *, ids: Sequence[int]
 ) -> dict[int, tuple[str, str, dict[str, int], bool]]:

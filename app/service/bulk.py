@@ -353,16 +353,13 @@ class _Import:
 
     async def _first_look(self, replacing: list[tuple[int, str, UserRecordIn]]) -> set[int]:
         """The groups the replacements would change, as the memberships are now, unlocked."""
-        if not replacing:
-            return set()
-        current = await bulk_repo.current(
+        now = await bulk_repo.groups_to_lock(
             self.session, ids=[user_id for user_id, _, _ in replacing]
         )
         groups: set[int] = set()
         for user_id, _, record in replacing:
             # A user deleted meanwhile is found missing once locked (_changed).
-            now = set(current[user_id][2].values()) if user_id in current else set()
-            groups |= now ^ {self.group_ids[name] for name in record.groups}
+            groups |= now.get(user_id, set()) ^ {self.group_ids[name] for name in record.groups}
         return groups
 
     def _touched_by(self, changed: list[tuple[int, str, ChangedRecord]]) -> set[int]:
