@@ -144,8 +144,7 @@ async def test_replaying_the_feed_rebuilds_the_directory(tmp_path: Path) -> None
     async with fresh_postgres_async(postgres_server(), "grouped_users_feed") as url:
         server = launch(url, tmp_path, workers=4)
         try:
-            # Four workers start slowly on a busy machine.
-            await wait_until_up(server, within=START_TIMEOUT)
+            await wait_until_up(server, within=START_TIMEOUT, workers=4)
             consumer = Consumer()
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                 for round_ in range(ROUNDS):

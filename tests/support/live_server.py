@@ -122,9 +122,22 @@ class ServerFailed(AssertionError):
     """The server did not start, or did not stop, as it should."""
 
 
-async def wait_until_up(server: LiveServer, within: float = START_TIMEOUT) -> None:
-    """Until /healthz answers 200; fails if the server exits or takes too long."""
+STARTED = "Application startup complete."
+
+
+async def wait_until_up(
+    server: LiveServer, within: float = START_TIMEOUT, *, workers: int = 1
+) -> None:
+    """Until every worker has started and /healthz answers 200; fails on exit or timeout.
+
+    One answer proves only one worker: on a busy machine the others may still
+    be importing, and the first takes every connection until they listen.
+    """
     deadline = time.monotonic() + within
+    while sum(STARTED in line for line in server.stderr_lines()) < workers:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise ServerFailed(f"not all {workers} workers started:\n{server.log_tail()}")
+        await asyncio.sleep(0.1)
     async with httpx.AsyncClient(base_url=server.url, timeout=2.0) as client:
         while True:
             if server.process.poll() is not None:
@@ -174,7 +187,7 @@ async def serving(
     """A running server until the block ends; then stopped, and killed if need be."""
     server = launch(database_url, directory, workers=workers, env=env, name=name)
     try:
-        await wait_until_up(server)
+        await wait_until_up(server, workers=workers)
         yield server
     finally:
         await terminate(server)
