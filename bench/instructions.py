@@ -1,15 +1,22 @@
-"""Instructions per `GET /users/{id}`, counted by valgrind: a figure that load does not move.
+"""Instructions per request, counted by valgrind: a figure that load does not move.
 
 wrk's requests/s drift with whatever else the machine runs; the number of
-instructions a worker executes per lookup does not. This serves the seeded
-20,000-user SQLite file with one worker under `valgrind --tool=callgrind`,
-sends warm-up lookups, zeroes the counters, sends N lookups on one keep-alive
-connection (the same seeded ids every time), dumps the counters and prints
-their total divided by N. The webhook sender is off: its once-a-second poll
-would be counted against the lookups, stretched by valgrind's slowness.
+instructions a worker executes per request does not. This serves a fresh
+copy of the seeded 20,000-user SQLite file with one worker under
+`valgrind --tool=callgrind`, sends warm-up requests, zeroes the counters,
+sends N requests on one keep-alive connection, dumps the counters and
+prints their total divided by N. The webhook sender is off: its
+once-a-second poll would be counted against the requests, stretched by
+valgrind's slowness.
 
-    .venv/bin/python -m bench.instructions            # this checkout
-    (cd ../old && .venv/bin/python -m bench.instructions)   # another commit, same way
+Scenarios: `get`, `GET /users/{id}` of seeded ids (the same ones every
+time); `post`, `POST /users/{new}` of a new user in 2 of the 200 groups,
+one at a time (so each is a batch of one in the group commit; the fsync's
+time is the kernel's and is not counted).
+
+    .venv/bin/python -m bench.instructions                    # this checkout
+    .venv/bin/python -m bench.instructions --scenario post
+    (cd ../old && .venv/bin/python -m bench.instructions)     # another commit, same way
 
 Needs valgrind (`apt-get install valgrind`); about a minute and a half.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import random
 import re
 import shutil
@@ -29,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.run import HOST, Directories, free_port, prepare_sqlite, server_env
-from bench.seed import userid
+from bench.seed import group_name, userid
 
 USERS, GROUPS = 20_000, 200
 
@@ -39,11 +47,33 @@ def lookups(port: int, count: int, seed: int) -> None:
     connection = http.client.HTTPConnection(HOST, port, timeout=600)
     for _ in range(count):
         connection.request("GET", f"/users/{userid(rng.randrange(USERS))}")
-        answer = connection.getresponse()
-        answer.read()
-        if answer.status != 200:
-            raise SystemExit(f"GET /users/{{id}} answered {answer.status}")
+        _expect(connection, 200, "GET /users/{id}")
     connection.close()
+
+
+def creations(port: int, count: int, seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 - which groups, not secrets
+    connection = http.client.HTTPConnection(HOST, port, timeout=600)
+    headers = {"Content-Type": "application/json"}
+    for number in range(count):
+        first = rng.randrange(GROUPS)
+        second = (first + rng.randrange(1, GROUPS)) % GROUPS
+        groups = [group_name(first), group_name(second)]
+        body = {"first_name": "Bench", "last_name": f"Writer {number}", "groups": groups}
+        path = f"/users/instructions-{seed}-{number}"
+        connection.request("POST", path, body=json.dumps(body), headers=headers)
+        _expect(connection, 201, "POST /users/{new}")
+    connection.close()
+
+
+def _expect(connection: http.client.HTTPConnection, status: int, what: str) -> None:
+    answer = connection.getresponse()
+    answer.read()
+    if answer.status != status:
+        raise SystemExit(f"{what} answered {answer.status}")
+
+
+SCENARIOS = {"get": (lookups, "GET /users/{id}"), "post": (creations, "POST /users/{new}")}
 
 
 def control(pid: int, command: str) -> None:
@@ -70,7 +100,7 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 600
     raise SystemExit("the server was not ready in time")
 
 
-def measure(count: int, warmup: int) -> float:
+def measure(scenario: str, count: int, warmup: int) -> float:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     url = prepare_sqlite(Directories().get(USERS, GROUPS))
@@ -86,11 +116,12 @@ def measure(count: int, warmup: int) -> float:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        send = SCENARIOS[scenario][0]
         try:
             wait_ready(port, process)
-            lookups(port, warmup, seed=1)
+            send(port, warmup, 1)
             control(process.pid, "-z")  # zero the counters
-            lookups(port, count, seed=2)
+            send(port, count, 2)
             control(process.pid, "-d")  # dump them
         finally:
             process.terminate()
@@ -104,11 +135,13 @@ def measure(count: int, warmup: int) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--scenario", choices=SCENARIOS, default="get")
+    parser.add_argument("--requests", "--lookups", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=300)
     args = parser.parse_args(argv)
-    per_lookup = measure(args.lookups, args.warmup)
-    print(f"{per_lookup:,.0f} instructions per GET /users/{{id}} ({args.lookups} lookups)")
+    per_request = measure(args.scenario, args.requests, args.warmup)
+    what = SCENARIOS[args.scenario][1]
+    print(f"{per_request:,.0f} instructions per {what} ({args.requests} requests)")
     return 0
 
 

@@ -57,19 +57,28 @@ def dialect(session: AsyncSession | Session) -> str:
     return session.get_bind().dialect.name
 
 
+# Values an IN list on SQLite binds one by one at most (in_list).
+SHORT_IN_LIST = 100
+
+
 def in_list(
     session: AsyncSession | Session,
     column: ColumnElement[Any] | InstrumentedAttribute[Any],
     values: Collection[Any],
     type_: TypeEngine[Any],
 ) -> ColumnElement[bool]:
-    """`column IN values` with one bound parameter, however long the list.
+    """`column IN values`, however long the list.
 
     An expanded IN list needs one parameter per value, and both drivers cap
-    those at about 32,000: a group of 50,000 members would not fit.
+    those at about 32,000: a group of 50,000 members would not fit. So a
+    long list is one bound parameter (an array; on SQLite a JSON array read
+    by json_each). A short one on SQLite is a plain IN: the subquery costs
+    more to build in Python than the whole statement costs SQLite to run.
     """
     if dialect(session) == "postgresql":
         return column == any_(literal(list(values), postgresql.ARRAY(type_)))
+    if len(values) <= SHORT_IN_LIST:
+        return column.in_(list(values))
     each = func.json_each(literal(json.dumps(list(values)))).table_valued("value")
     return column.in_(select(each.c.value))
 
