@@ -53,10 +53,17 @@ T = TypeVar("T")
 _PATIENCE = 30.0
 
 
-async def _until_a_writer_waits_for_the_user(database: Database, holder: int) -> None:
+async def _until_a_writer_waits_for_the_user(
+    database: Database, holder: int, answer: asyncio.Future[Any]
+) -> None:
     deadline = time.monotonic() + _PATIENCE
     async with database.engine.connect() as watcher:
         while (await watcher.execute(_WAITING, {"holder": holder})).scalar_one() == 0:
+            # pg_stat_activity is read once per transaction: a new one for each look.
+            await watcher.rollback()
+            if answer.done():
+                # Its answer (or error) says why it did not wait.
+                pytest.fail(f"the request ended without waiting: {answer.result()!r}")
             assert time.monotonic() < deadline, "the request never waited for the user's lock"
             await asyncio.sleep(0.02)
 
@@ -71,7 +78,7 @@ async def _while_a_membership_commits(database: Database, request: Callable[[], 
             await other.execute(statement)
         answer = asyncio.ensure_future(request())
         try:
-            await _until_a_writer_waits_for_the_user(database, holder)
+            await _until_a_writer_waits_for_the_user(database, holder, answer)
         finally:
             await transaction.commit()
         return await answer
