@@ -12,7 +12,8 @@ valgrind's slowness.
 Scenarios: `get`, `GET /users/{id}` of seeded ids (the same ones every
 time); `post`, `POST /users/{new}` of a new user in 2 of the 200 groups,
 one at a time (so each is a batch of one in the group commit; the fsync's
-time is the kernel's and is not counted).
+time is the kernel's and is not counted); `patch`, `PATCH /users/{id}` of
+a seeded user's last name, as the 90/10 mix writes.
 
     .venv/bin/python -m bench.instructions                    # this checkout
     .venv/bin/python -m bench.instructions --scenario post
@@ -66,6 +67,18 @@ def creations(port: int, count: int, seed: int) -> None:
     connection.close()
 
 
+def renames(port: int, count: int, seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 - which users, not secrets
+    connection = http.client.HTTPConnection(HOST, port, timeout=600)
+    headers = {"Content-Type": "application/merge-patch+json"}
+    for number in range(count):
+        body = json.dumps({"last_name": f"Renamed {seed}-{number}"})
+        path = f"/users/{userid(rng.randrange(USERS))}"
+        connection.request("PATCH", path, body=body, headers=headers)
+        _expect(connection, 200, "PATCH /users/{id}")
+    connection.close()
+
+
 def _expect(connection: http.client.HTTPConnection, status: int, what: str) -> None:
     answer = connection.getresponse()
     answer.read()
@@ -73,7 +86,11 @@ def _expect(connection: http.client.HTTPConnection, status: int, what: str) -> N
         raise SystemExit(f"{what} answered {answer.status}")
 
 
-SCENARIOS = {"get": (lookups, "GET /users/{id}"), "post": (creations, "POST /users/{new}")}
+SCENARIOS = {
+    "get": (lookups, "GET /users/{id}"),
+    "post": (creations, "POST /users/{new}"),
+    "patch": (renames, "PATCH /users/{id}"),
+}
 
 
 def control(pid: int, command: str) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, any_, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, String, any_, bindparam, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.type_api import TypeEngine
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 # Statements here are bulk SQL: no ORM objects are loaded that the ORM would
 # have to bring in line (it would otherwise fetch every deleted row back).
@@ -83,9 +84,10 @@ def in_list(
     return column.in_(select(each.c.value))
 
 
-def insert_ignoring_duplicates(session: AsyncSession) -> Any:
-    """The dialect's insert(), which can say ON CONFLICT DO NOTHING."""
-    return postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+def insert_ignoring_duplicates(session: AsyncSession | str) -> Any:
+    """The dialect's insert() (a session's, or by name): it can say ON CONFLICT DO NOTHING."""
+    name = session if isinstance(session, str) else dialect(session)
+    return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
 async def lock_one(
@@ -121,3 +123,47 @@ async def lock_ids(
             .order_by(id_column)
             .with_for_update(key_share=True)
         )
+
+
+class Prebuilt(Generic[S]):
+    """A statement built once for each database dialect; its values are bound when it runs.
+
+    Building a statement and computing its cache key cost more Python than
+    SQLite takes to run it: the statements of the hottest writes are built
+    once, with bindparam() where the values go (in_bound for a list).
+    """
+
+    def __init__(self, build: Callable[[str], S]) -> None:
+        self._build = build
+        self._built: dict[str, S] = {}
+
+    def __call__(self, session: AsyncSession | Session) -> S:
+        name = dialect(session)
+        built = self._built.get(name)
+        if built is None:
+            built = self._built[name] = self._build(name)
+        return built
+
+
+def in_bound(
+    dialect_name: str,
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    name: str,
+    type_: TypeEngine[Any],
+) -> ColumnElement[bool]:
+    """`column IN` the list bound as `name` (its value from bound_list), for a Prebuilt.
+
+    One parameter however long the list, as in_list: an array on
+    PostgreSQL, a JSON array read by json_each on SQLite.
+    """
+    if dialect_name == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(type_)))
+    each = func.json_each(bindparam(name, type_=String())).table_valued("value")
+    return column.in_(select(each.c.value))
+
+
+def bound_list(session: AsyncSession | Session, values: Collection[Any]) -> Any:
+    """The value of a list parameter of in_bound on this session's database."""
+    if dialect(session) == "postgresql":
+        return list(values)
+    return json.dumps(list(values))

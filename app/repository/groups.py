@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     String,
     Update,
     any_,
@@ -23,7 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
 from app.repository import common
-from app.repository.common import NO_SYNC, GroupRow, dialect, in_list, lock_one
+from app.repository.common import (
+    NO_SYNC,
+    GroupRow,
+    Prebuilt,
+    bound_list,
+    dialect,
+    in_bound,
+    lock_one,
+)
 
 _COLUMNS = (Group.id, Group.name, Group.version)
 
@@ -64,10 +73,13 @@ def bumping_where(condition: ColumnElement[bool]) -> Update:
     )
 
 
+_BUMP = Prebuilt(lambda name: bumping_where(in_bound(name, Group.id, "ids", BigInteger())))
+
+
 async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
     """These groups' member lists changed."""
     if ids:
-        await session.execute(bumping_where(in_list(session, Group.id, ids, BigInteger())))
+        await session.execute(_BUMP(session), {"ids": bound_list(session, ids)})
 
 
 async def delete_group(session: AsyncSession, *, group_id: int) -> None:
@@ -86,12 +98,18 @@ async def find_many(
     """
     if not names:
         return {}
-    query = select(Group.name, Group.id).where(in_list(session, Group.name, names, String()))
-    if changing:
-        query = query.order_by(Group.id).with_for_update(key_share=True)
-    else:
-        query = query.with_for_update(read=True, key_share=True)
-    return dict((await session.execute(query)).all())
+    query = (_FIND_CHANGING if changing else _FIND)(session)
+    return dict((await session.execute(query, {"names": bound_list(session, names)})).all())
+
+
+def _finding(name: str) -> Select[str, int]:
+    return select(Group.name, Group.id).where(in_bound(name, Group.name, "names", String()))
+
+
+_FIND = Prebuilt(lambda name: _finding(name).with_for_update(read=True, key_share=True))
+_FIND_CHANGING = Prebuilt(
+    lambda name: _finding(name).order_by(Group.id).with_for_update(key_share=True)
+)
 
 
 async def lock_changing(

@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Delete, Select, delete, literal, select
+from sqlalchemy import BigInteger, Delete, Select, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.models import Group, Membership, User
 from app.repository import groups as group_repo
-from app.repository.common import NO_SYNC, dialect, in_list, insert_ignoring_duplicates
+from app.repository.common import (
+    NO_SYNC,
+    Prebuilt,
+    bound_list,
+    dialect,
+    in_bound,
+    in_list,
+    insert_ignoring_duplicates,
+)
 
 
 async def group_ids_of(session: AsyncSession, *, user_id: int) -> set[int]:
@@ -32,7 +40,24 @@ async def members_of(session: AsyncSession, *, group_id: int) -> dict[int, str]:
 async def add_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequence[int]) -> None:
     """Make the user a member of these groups; memberships it has stay as they are."""
     if group_ids:
-        await _insert_pairs(session, _pairs_for_user(session, user_id, group_ids))
+        parameters = {"member_id": user_id, "group_ids": bound_list(session, group_ids)}
+        await session.execute(_ADD_FOR_USER(session), parameters)
+
+
+def _adding_for_user(name: str) -> Any:
+    pairs = select(Group.id, bindparam("member_id", type_=BigInteger())).where(
+        in_bound(name, Group.id, "group_ids", BigInteger())
+    )
+    # The table, not the entity: the ORM would take one dict of values for a bulk insert.
+    insert = insert_ignoring_duplicates(name)
+    return (
+        insert(Membership.__table__)
+        .from_select(["group_id", "user_id"], pairs)
+        .on_conflict_do_nothing()
+    )
+
+
+_ADD_FOR_USER = Prebuilt(_adding_for_user)
 
 
 def _pairs_for_user(
@@ -56,7 +81,7 @@ async def _insert_pairs(session: AsyncSession, pairs: Select[int, int]) -> None:
     await session.execute(_inserting(session, pairs))
 
 
-def _inserting(session: AsyncSession, pairs: Select[int, int]) -> Any:
+def _inserting(session: AsyncSession | str, pairs: Select[int, int]) -> Any:
     # INSERT ... SELECT: one statement and one list parameter, however many pairs.
     insert = insert_ignoring_duplicates(session)
     return insert(Membership).from_select(["group_id", "user_id"], pairs).on_conflict_do_nothing()

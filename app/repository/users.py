@@ -4,15 +4,38 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Select, String, delete, func, insert, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Insert,
+    Select,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Group, Membership, User
 from app.repository import common, memberships
 from app.repository import groups as group_repo
-from app.repository.common import NO_SYNC, UserRow, UserWithGroups, dialect, in_list, lock_one
+from app.repository.common import (
+    NO_SYNC,
+    Prebuilt,
+    UserRow,
+    UserWithGroups,
+    bound_list,
+    dialect,
+    in_bound,
+    in_list,
+    lock_one,
+)
 
 _COLUMNS = (User.id, User.userid, User.first_name, User.last_name, User.version, User.active)
 
@@ -97,37 +120,62 @@ async def insert_user(
     on PostgreSQL in the same statement (CTEs), one round trip for all three.
     A duplicate userid raises IntegrityError from the unique key.
     """
-    inserting = insert(User).values(
-        userid=userid,
-        first_name=first_name,
-        last_name=last_name,
-        search_names=search_names(first_name, last_name),
-        version=1,
-        active=active,
-        external_id=external_id,
-        display_name=display_name,
-        display_key=None if display_name is None else display_name.casefold(),
-    )
+    parameters = {
+        "new_userid": userid,
+        "new_first_name": first_name,
+        "new_last_name": last_name,
+        "new_search_names": search_names(first_name, last_name),
+        "new_active": active,
+        "new_external_id": external_id,
+        "new_display_name": display_name,
+        "new_display_key": None if display_name is None else display_name.casefold(),
+    }
     if groups and dialect(session) == "postgresql":
-        new = inserting.returning(User.id).cte("new_user")
-        ids = in_list(session, Group.id, groups, BigInteger())
-        joined = insert(Membership).from_select(
-            ["group_id", "user_id"],
-            # Every group given, with the one new user: a product, on purpose.
-            select(Group.id, new.c.id).join_from(Group, new, true()).where(ids),
-        )
-        statement = (
-            select(new.c.id)
-            .add_cte(joined.cte("joined"))
-            .add_cte(group_repo.bumping_where(ids).cte("bumped"))
-        )
-        return int((await session.execute(statement)).scalar_one())
-    result = await session.execute(inserting.returning(User.id))
-    user_id = int(result.scalar_one())
+        parameters["group_ids"] = bound_list(session, groups)
+        return int((await session.execute(_CREATE_WITH_GROUPS(session), parameters)).scalar_one())
+    user_id = int((await session.execute(_CREATE(session), parameters)).scalar_one())
     if groups:
         await memberships.add_for_user(session, user_id=user_id, group_ids=groups)
         await group_repo.bump(session, ids=groups)
     return user_id
+
+
+# The table, not the entity, for the statements given one dict of values:
+# the ORM would take it for a bulk insert.
+_USERS = cast(Table, User.__table__)
+
+
+def _inserting() -> Insert:
+    """A new user of version 1: its values bound as new_<column> (insert_user's parameters).
+
+    Not as <column>: the groups' UPDATE in _creating_with_groups would take
+    a parameter named as one of their columns for a value to set.
+    """
+    names = "userid first_name last_name search_names active external_id display_name display_key"
+    return insert(_USERS).values(
+        version=1, **{name: bindparam(f"new_{name}") for name in names.split()}
+    )
+
+
+def _creating_with_groups(name: str) -> Select[int]:
+    """The new user, member of the groups given, which are bumped: one statement (CTEs)."""
+    new = _inserting().returning(_USERS.c.id).cte("new_user")
+    ids = in_bound(name, Group.id, "group_ids", BigInteger())
+    joined = insert(Membership).from_select(
+        ["group_id", "user_id"],
+        # Every group given, with the one new user: a product, on purpose.
+        select(Group.id, new.c.id).join_from(Group, new, true()).where(ids),
+    )
+    return (
+        select(new.c.id)
+        .add_cte(joined.cte("joined"))
+        .add_cte(group_repo.bumping_where(ids).cte("bumped"))
+    )
+
+
+_CREATE = Prebuilt(lambda _name: _inserting().returning(_USERS.c.id))
+# PostgreSQL only: SQLite's INSERT cannot be a CTE.
+_CREATE_WITH_GROUPS = Prebuilt(_creating_with_groups)
 
 
 class Keep(enum.Enum):
