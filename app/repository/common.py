@@ -90,22 +90,35 @@ def insert_ignoring_duplicates(session: AsyncSession | str) -> Any:
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
+class RowLocks:
+    """The statements that lock one row by its key, built once: `for_delete` or not.
+
+    NO KEY UPDATE lets others go on referencing the row (KEY SHARE)
+    meanwhile; a delete takes the full lock at once, as upgrading to it
+    later could deadlock with them.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[InstrumentedAttribute[Any]],
+        key: InstrumentedAttribute[Any],
+    ) -> None:
+        found = select(*columns).where(key == bindparam("key"))
+        self.updating = found.with_for_update(key_share=True)
+        self.deleting = found.with_for_update()
+
+
 async def lock_one(
     session: AsyncSession,
-    columns: Sequence[InstrumentedAttribute[Any]],
-    where: ColumnElement[bool],
+    locks: RowLocks,
+    key: Any,
     make: Callable[..., T],
     *,
     for_delete: bool,
 ) -> T | None:
-    """The row, made by `make`, locked against other writers until the transaction ends.
-
-    NO KEY UPDATE lets others go on referencing it (KEY SHARE) meanwhile; a
-    delete takes the full lock at once, as upgrading to it later could
-    deadlock with them.
-    """
-    query = select(*columns).where(where).with_for_update(key_share=not for_delete)
-    row = (await session.execute(query)).one_or_none()
+    """The row of this key, made by `make`, locked against other writers until commit."""
+    query = locks.deleting if for_delete else locks.updating
+    row = (await session.execute(query, {"key": key})).one_or_none()
     return None if row is None else make(*row)
 
 

@@ -28,6 +28,7 @@ from app.repository.common import (
     NO_SYNC,
     GroupRow,
     Prebuilt,
+    RowLocks,
     bound_list,
     dialect,
     in_bound,
@@ -35,6 +36,7 @@ from app.repository.common import (
 )
 
 _COLUMNS = (Group.id, Group.name, Group.version)
+_LOCKS = RowLocks(_COLUMNS, Group.name)
 
 
 async def find(session: AsyncSession, *, name: str) -> GroupRow | None:
@@ -44,7 +46,7 @@ async def find(session: AsyncSession, *, name: str) -> GroupRow | None:
 
 async def lock(session: AsyncSession, *, name: str, for_delete: bool = False) -> GroupRow | None:
     """The group, its row locked against other writers until the transaction ends."""
-    return await lock_one(session, _COLUMNS, Group.name == name, GroupRow, for_delete=for_delete)
+    return await lock_one(session, _LOCKS, name, GroupRow, for_delete=for_delete)
 
 
 async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:

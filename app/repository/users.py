@@ -28,6 +28,7 @@ from app.repository import groups as group_repo
 from app.repository.common import (
     NO_SYNC,
     Prebuilt,
+    RowLocks,
     UserRow,
     UserWithGroups,
     bound_list,
@@ -44,25 +45,29 @@ def search_names(first_name: str, last_name: str) -> str:
     return f"{first_name.casefold()}\n{last_name.casefold()}"
 
 
+_FIND = select(*_COLUMNS).where(User.userid == bindparam("userid"))
+_LOCKS = RowLocks(_COLUMNS, User.userid)
+# The user's columns, then one (group id, name) per membership (None, None without).
+_WITH_GROUPS: Select[*tuple[Any, ...]] = (
+    select(*_COLUMNS, Group.id, Group.name)
+    .outerjoin(Membership, Membership.user_id == User.id)
+    .outerjoin(Group, Group.id == Membership.group_id)
+    .where(User.userid == bindparam("userid"))
+)
+_GROUPS_OF = (
+    select(Group.id, Group.name)
+    .join(Membership, Membership.group_id == Group.id)
+    .where(Membership.user_id == bindparam("user_id"))
+)
+
+
 async def find(session: AsyncSession, *, userid: str) -> UserRow | None:
-    row = (await session.execute(select(*_COLUMNS).where(User.userid == userid))).one_or_none()
+    row = (await session.execute(_FIND, {"userid": userid})).one_or_none()
     return None if row is None else UserRow(*row)
 
 
-def _with_groups(userid: str) -> Select[*tuple[Any, ...]]:
-    """The user's columns, then one (group id, name) per membership (None, None without)."""
-    return (
-        select(*_COLUMNS, Group.id, Group.name)
-        .outerjoin(Membership, Membership.user_id == User.id)
-        .outerjoin(Group, Group.id == Membership.group_id)
-        .where(User.userid == userid)
-    )
-
-
-async def _user_and_groups(
-    session: AsyncSession, query: Select[*tuple[Any, ...]]
-) -> UserWithGroups | None:
-    rows = (await session.execute(query)).all()
+async def _user_and_groups(session: AsyncSession, *, userid: str) -> UserWithGroups | None:
+    rows = (await session.execute(_WITH_GROUPS, {"userid": userid})).all()
     if not rows:
         return None
     width = len(_COLUMNS)
@@ -81,21 +86,17 @@ async def lock_with_groups(session: AsyncSession, *, userid: str) -> UserWithGro
     announce too few. SQLite runs one writer at a time: one statement.
     """
     if dialect(session) == "sqlite":
-        return await _user_and_groups(session, _with_groups(userid))
+        return await _user_and_groups(session, userid=userid)
     user = await lock(session, userid=userid)
     if user is None:
         return None
-    rows = await session.execute(
-        select(Group.id, Group.name)
-        .join(Membership, Membership.group_id == Group.id)
-        .where(Membership.user_id == user.id)
-    )
+    rows = await session.execute(_GROUPS_OF, {"user_id": user.id})
     return UserWithGroups(user, {int(group_id): name for group_id, name in rows})
 
 
 async def lock(session: AsyncSession, *, userid: str, for_delete: bool = False) -> UserRow | None:
     """The user, its row locked against other writers until the transaction ends."""
-    return await lock_one(session, _COLUMNS, User.userid == userid, UserRow, for_delete=for_delete)
+    return await lock_one(session, _LOCKS, userid, UserRow, for_delete=for_delete)
 
 
 async def lock_ids(session: AsyncSession, *, ids: Sequence[int]) -> None:
@@ -198,6 +199,14 @@ async def update_user(
     display_name: str | Keep | None = KEEP,
 ) -> int:
     """Set the names (and the SCIM attributes given) and bump the version; the new version."""
+    if active is KEEP and external_id is KEEP and display_name is KEEP:
+        parameters = {
+            "target_id": user_id,
+            "new_first_name": first_name,
+            "new_last_name": last_name,
+            "new_search_names": search_names(first_name, last_name),
+        }
+        return int((await session.execute(_RENAME, parameters)).scalar_one())
     values: dict[str, Any] = {
         "first_name": first_name,
         "last_name": last_name,
@@ -220,6 +229,21 @@ async def update_user(
         .execution_options(**NO_SYNC)
     )
     return int(result.scalar_one())
+
+
+# The names alone, the common update (the parameters named as _inserting's).
+_RENAME = (
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("target_id"))
+    .values(
+        first_name=bindparam("new_first_name"),
+        last_name=bindparam("new_last_name"),
+        search_names=bindparam("new_search_names"),
+        version=_USERS.c.version + 1,
+        updated_at=func.now(),
+    )
+    .returning(_USERS.c.version)
+)
 
 
 async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
