@@ -117,7 +117,7 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 600
     raise SystemExit("the server was not ready in time")
 
 
-def measure(scenario: str, count: int, warmup: int) -> float:
+def measure(scenario: str, count: int, warmup: int, *, events: bool = True) -> float:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     url = prepare_sqlite(Directories().get(USERS, GROUPS))
@@ -125,7 +125,11 @@ def measure(scenario: str, count: int, warmup: int) -> float:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
         env = server_env(
-            database_url=url, auth="disabled", log_level="warning", webhook_deliver="false"
+            database_url=url,
+            auth="disabled",
+            log_level="warning",
+            webhook_deliver="false",
+            events=str(events).lower(),
         )
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         command += [sys.executable, "-m", "app", "serve", "--workers", "1"]
@@ -155,10 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", choices=SCENARIOS, default="get")
     parser.add_argument("--requests", "--lookups", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument(
+        "--events", choices=("on", "off"), default="on", help="GROUPED_USERS_EVENTS (on)"
+    )
     args = parser.parse_args(argv)
-    per_request = measure(args.scenario, args.requests, args.warmup)
+    per_request = measure(args.scenario, args.requests, args.warmup, events=args.events == "on")
     what = SCENARIOS[args.scenario][1]
-    print(f"{per_request:,.0f} instructions per {what} ({args.requests} requests)")
+    print(
+        f"{per_request:,.0f} instructions per {what} "
+        f"({args.requests} requests, events {args.events})"
+    )
     return 0
 
 
