@@ -32,6 +32,8 @@ def grouped_users(settings: Settings, *args: str, **env: str) -> subprocess.Comp
 
 
 @pytest.mark.anyio
+# The database fixture empties PostgreSQL's shared test database first.
+@pytest.mark.usefixtures("database")
 async def test_webhook_commands(settings: Settings) -> None:
     refused = grouped_users(settings, "create", "--url", "http://127.0.0.1:9/hook")
     assert refused.returncode != 0
