@@ -6,10 +6,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the specification's prefix, not a secret)
 _SECRET_BYTES = 32
@@ -52,7 +52,13 @@ class SecretBox:
     """
 
     def __init__(self, key: str | None) -> None:
-        self._fernet = None if not key else Fernet(_derive(key))
+        self._fernet: Fernet | None = None
+        if key:
+            # Imported only when a key is set: cryptography is some 6 MB of
+            # every worker's memory, for a setting most deployments leave unset.
+            from cryptography.fernet import Fernet
+
+            self._fernet = Fernet(_derive(key))
 
     def seal(self, secret: str) -> str:
         if self._fernet is None:
@@ -64,6 +70,8 @@ class SecretBox:
             return stored
         if self._fernet is None:
             raise SecretUnavailable("the signing secret is encrypted and no secret key is set")
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(stored.removeprefix(_SEALED).encode()).decode()
         except InvalidToken:
@@ -71,6 +79,9 @@ class SecretBox:
 
 
 def _derive(key: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     # Any text will do as the setting; HKDF makes it a 32-byte Fernet key.
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"grouped-users webhook secrets"
