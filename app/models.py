@@ -206,10 +206,12 @@ class Event(Base):
 
     __tablename__ = "events"
 
-    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The rowid on SQLite, where a trigger advances the counter as each event
+    # is inserted (alembic 0010); on PostgreSQL the commit's trigger gives it.
+    position: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String(40), unique=True)
     type: Mapped[str] = mapped_column(String(32))
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actor: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[Any] = mapped_column(JSON)

@@ -19,6 +19,9 @@ a seeded user's last name, as the 90/10 mix writes.
     .venv/bin/python -m bench.instructions --scenario post
     (cd ../old && .venv/bin/python -m bench.instructions)     # another commit, same way
 
+`--keep FILE` keeps callgrind's dump, for `callgrind_annotate FILE`: which
+functions (C ones; the interpreter's and SQLite's) the instructions went to.
+
 Needs valgrind (`apt-get install valgrind`); about a minute and a half.
 """
 
@@ -117,7 +120,9 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 600
     raise SystemExit("the server was not ready in time")
 
 
-def measure(scenario: str, count: int, warmup: int, *, events: bool = True) -> float:
+def measure(
+    scenario: str, count: int, warmup: int, *, events: bool = True, keep: Path | None = None
+) -> float:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     url = prepare_sqlite(Directories().get(USERS, GROUPS))
@@ -131,6 +136,9 @@ def measure(scenario: str, count: int, warmup: int, *, events: bool = True) -> f
             webhook_deliver="false",
             events=str(events).lower(),
         )
+        # The same string hashes every run: dicts' collisions, and so the
+        # count, otherwise moved by a percent or two from run to run.
+        env["PYTHONHASHSEED"] = "0"
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         command += [sys.executable, "-m", "app", "serve", "--workers", "1"]
         command += ["--host", HOST, "--port", str(port)]
@@ -148,6 +156,8 @@ def measure(scenario: str, count: int, warmup: int, *, events: bool = True) -> f
             process.terminate()
             process.wait(timeout=120)
         dump = Path(f"{out}.1").read_text()
+        if keep is not None:
+            shutil.copyfile(f"{out}.1", keep)
     found = re.search(r"^summary:\s*(\d+)", dump, re.MULTILINE)
     if found is None:
         raise SystemExit("no summary line in callgrind's dump")
@@ -162,8 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--events", choices=("on", "off"), default="on", help="GROUPED_USERS_EVENTS (on)"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="keep callgrind's dump there (for callgrind_annotate)"
+    )
     args = parser.parse_args(argv)
-    per_request = measure(args.scenario, args.requests, args.warmup, events=args.events == "on")
+    per_request = measure(
+        args.scenario, args.requests, args.warmup, events=args.events == "on", keep=args.keep
+    )
     what = SCENARIOS[args.scenario][1]
     print(
         f"{per_request:,.0f} instructions per {what} "

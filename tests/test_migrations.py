@@ -340,3 +340,46 @@ async def test_upgrading_keeps_every_webhook_and_its_deliveries(empty_database: 
         assert (await connection.execute(text(deliveries))).all() == before["deliveries"]
         added = "SELECT previous_secret, previous_secret_until FROM webhooks"
         assert (await connection.execute(text(added))).all() == [(None, None)]
+
+
+async def test_upgrading_keeps_every_event_and_the_counter_goes_on(
+    empty_database: Database,
+) -> None:
+    """Events written before alembic 0010 keep their positions; the next one follows them.
+
+    On SQLite the events table is rebuilt with the position as its rowid and
+    a trigger advances the counter with each inserted event; the time's
+    index is gone on both databases.
+    """
+    engine = empty_database.engine
+    events = "SELECT position, id, type, actor, data FROM events ORDER BY position"
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade_to("0009"))
+        await connection.execute(text("UPDATE event_counter SET position = 7 WHERE id = 1"))
+        await connection.execute(
+            text(
+                "INSERT INTO events (position, id, type, occurred_at, actor, data) VALUES"
+                " (6, 'evt_6', 'group.created', '2026-01-02 03:04:05', 'ann', '{\"name\": \"a\"}'),"
+                " (7, 'evt_7', 'group.deleted', '2026-01-02 03:04:06', 'ann', '{\"name\": \"a\"}')"
+            )
+        )
+        before = (await connection.execute(text(events))).all()
+
+    await upgrade(engine)
+    async with engine.begin() as connection:
+        assert (await connection.execute(text(events))).all() == before
+        indexes = await connection.run_sync(lambda c: inspect(c).get_indexes("events"))
+        assert [i["name"] for i in indexes if not i.get("duplicates_constraint")] == []
+        if engine.dialect.name == "sqlite":
+            await connection.execute(
+                text(
+                    "INSERT INTO events (position, id, type, occurred_at, actor, data) VALUES"
+                    " ((SELECT position + 1 FROM event_counter WHERE id = 1), 'evt_8',"
+                    " 'group.created', '2026-01-02 03:04:07', 'bob', '{\"name\": \"b\"}')"
+                )
+            )
+            counter = await connection.scalar(text("SELECT position FROM event_counter"))
+            assert counter == 8
+            # The position is the rowid: no index of its own to write.
+            listed = (await connection.execute(text("PRAGMA index_list(events)"))).all()
+            assert [row[2] for row in listed] == [1]  # the id's unique key alone

@@ -10,11 +10,12 @@ waits for it and then reads the committed value (PostgreSQL's READ
 COMMITTED re-reads the row it waited for); a rolled-back writer hands its
 positions to the next. So positions are given in commit order, without
 gaps, and when position N is visible every position below it is (PostgreSQL
-makes a transaction visible before it releases its locks). On SQLite one
-writer holds the database at a time and the same code gives the same order.
-On PostgreSQL the last step is COMMIT's own: a deferred trigger on the
-outbox row the transaction wrote (alembic 0009), so that the lock is held
-for the commit alone (see _write_postgresql).
+makes a transaction visible before it releases its locks). On PostgreSQL
+the last step is COMMIT's own: a deferred trigger on the outbox row the
+transaction wrote (alembic 0009), so that the lock is held for the commit
+alone (see _write_postgresql). On SQLite one writer holds the database at a
+time: each event is inserted at the counter's next position, and a trigger
+advances the counter with it (alembic 0010), one statement for both.
 
 The writes are the last statements of the transaction, so they are made
 cheap: statements built once at import (only their parameters change), run
@@ -38,11 +39,11 @@ from typing import Any, cast
 from sqlalchemy import (
     String,
     Table,
-    bindparam,
     delete,
     event,
     func,
     insert,
+    literal_column,
     select,
     text,
     update,
@@ -126,26 +127,31 @@ def new_ids(count: int) -> list[str]:
 
 _EVENTS = cast(Table, Event.__table__)
 _COUNTER_TABLE = cast(Table, EventCounter.__table__)
-_ADVANCE = (
-    update(_COUNTER_TABLE)
-    .where(_COUNTER_TABLE.c.id == bindparam("row"))
-    .values(position=_COUNTER_TABLE.c.position + bindparam("count"))
-    .returning(_COUNTER_TABLE.c.position)
+# SQLite: each row at the counter's next position; the trigger of alembic
+# 0010 sets the counter to it, so the next row (of this statement, or of
+# the next transaction) comes after it.
+_INSERT_NEXT = (
+    insert(_EVENTS)
+    .values(
+        position=select(_COUNTER_TABLE.c.position + literal_column("1"))
+        .where(_COUNTER_TABLE.c.id == literal_column("1"))
+        .scalar_subquery()
+    )
+    .inline()
 )
-_EVENT_COLUMNS = ("position", "id", "type", "occurred_at", "actor", "request_id", "data")
+_EVENT_COLUMNS = ("id", "type", "occurred_at", "actor", "request_id", "data")
 
 
 @dataclass(frozen=True, slots=True)
 class _DriverStatements:
-    """SQLite's two statements at commit, compiled once, and the values' conversions.
+    """SQLite's statement at commit, compiled once, and the values' conversions.
 
-    They go to the driver as they are, the events as tuples, each value
-    made by its column's type as SQLAlchemy would make it (the same stored
+    It goes to the driver as it is, the events as tuples, each value made
+    by its column's type as SQLAlchemy would make it (the same stored
     text): SQLAlchemy's per-statement caching and per-row parameter work
     was more than the writes themselves (half the time of 20,000 events).
     """
 
-    advance: str
     insert: str
     occurred_at: Callable[[Any], Any]
     data: Callable[[Any], Any]
@@ -154,13 +160,12 @@ class _DriverStatements:
 # Per dialect: a process has one or two engines (tests make many: bounded).
 @functools.lru_cache(maxsize=8)
 def _driver_statements(dialect: Dialect) -> _DriverStatements:
-    advance = _ADVANCE.compile(dialect=dialect)
-    insert_one = insert(_EVENTS).compile(dialect=dialect, column_keys=list(_EVENT_COLUMNS))
+    insert_one = _INSERT_NEXT.compile(dialect=dialect, column_keys=list(_EVENT_COLUMNS))
     # Positional parameters, in the order the code passes them.
-    if advance.positiontup != ["count", "row"] or insert_one.positiontup != list(_EVENT_COLUMNS):
-        raise RuntimeError("the events' statements take other parameters")
+    if insert_one.positiontup != list(_EVENT_COLUMNS):
+        raise RuntimeError("the events' statement takes other parameters")
     return _DriverStatements(
-        advance.string, insert_one.string, _bound(dialect, "occurred_at"), _bound(dialect, "data")
+        insert_one.string, _bound(dialect, "occurred_at"), _bound(dialect, "data")
     )
 
 
@@ -201,13 +206,10 @@ def write_at_commit(session: Session) -> None:
     if not pending:
         return
     statements = _driver_statements(connection.dialect)
-    # Last: the counter row stays locked only from here to COMMIT.
-    last = connection.exec_driver_sql(statements.advance, (len(pending), 1)).scalar_one()
     at = statements.occurred_at(datetime.now(UTC))
-    first = last - len(pending) + 1
     ids = new_ids(len(pending))
     rows = [
-        (first + n, ids[n], item.type, at, item.actor, item.request_id, statements.data(item.data))
+        (ids[n], item.type, at, item.actor, item.request_id, statements.data(item.data))
         for n, item in enumerate(pending)
     ]
     # A batch per statement: the rows' Python work runs on the event loop's
@@ -216,7 +218,7 @@ def write_at_commit(session: Session) -> None:
     # it for long.
     for start in range(0, len(rows), _INSERT_BATCH):
         connection.exec_driver_sql(statements.insert, rows[start : start + _INSERT_BATCH])
-    session.info[_PUBLISHED] = last
+    session.info[_PUBLISHED] = True
 
 
 def _rows(pending: Sequence[Pending], *, first: int) -> list[dict[str, Any]]:
@@ -357,7 +359,17 @@ class Bell:
         BELLS.discard(self)
 
     def ring_soon(self) -> None:
-        self._loop.call_soon_threadsafe(self.ring)
+        """Ring from any thread: directly on the bell's own loop (nearly always)."""
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is self._loop:
+            # No wake-up through the loop's self-pipe: a write, a poll and a
+            # read, for each commit, were a tenth of what events cost a POST.
+            self.ring()
+        else:
+            self._loop.call_soon_threadsafe(self.ring)
 
     def ticket(self) -> asyncio.Event:
         """Set at the next ring: take it before reading, wait on it after."""
@@ -408,9 +420,31 @@ async def by_position(session: AsyncSession, *, position: int) -> EventRow | Non
     return None if row is None else EventRow(*row)
 
 
+_BEYOND_EVERY_POSITION = 2**63 - 1
+
+
 async def last_before(session: AsyncSession, *, moment: datetime) -> int | None:
-    """The last position of an event older than `moment`."""
-    found = await session.scalar(select(func.max(Event.position)).where(Event.occurred_at < moment))
+    """The last position before the first event of `moment` or later, if any is before it.
+
+    Read in the order of positions (their key; no index on the time, that
+    every event would pay to write): from the oldest kept, through those
+    about to be purged, to the first that stays. Times follow positions
+    but for a few milliseconds between processes; an older event after the
+    first that stays is purged the next time.
+    """
+    first_kept = (
+        select(Event.position)
+        .where(Event.occurred_at >= moment)
+        .order_by(Event.position)
+        .limit(1)
+        .scalar_subquery()
+    )
+    found = await session.scalar(
+        select(Event.position)
+        .where(Event.position < func.coalesce(first_kept, _BEYOND_EVERY_POSITION))
+        .order_by(Event.position.desc())
+        .limit(1)
+    )
     return None if found is None else int(found)
 
 

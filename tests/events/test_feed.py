@@ -8,8 +8,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
+from app.clock import now
 from app.db import Database
+from app.models import Event
 from app.service import events
 from tests.events.feed import cursor, read_all
 from tests.support.helpers import assert_problem, create_group, create_user
@@ -104,6 +107,38 @@ async def test_expired_cursor_is_410_with_where_to_go_on(
     await create_user(client, "bob")
     items, _ = await read_all(client, body["cursor"])
     assert [e["type"] for e in items] == ["user.created"]
+
+
+async def test_purge_keeps_everything_from_the_first_event_to_keep(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """Times follow positions only nearly (processes' clocks, moments apart): the first kept bounds.
+
+    Events before the first one within the retention go; it and every one
+    after it stay, even one older than the retention.
+    """
+    old = await cursor(client)
+    for name in ("a", "b", "c", "d"):
+        await create_group(client, name)
+    async with database.engine.begin() as connection:
+        positions = (
+            await connection.scalars(select(Event.position).order_by(Event.position))
+        ).all()
+        days_ago = [3, 2, 0, 2]
+        for position, days in zip(positions, days_ago, strict=True):
+            await connection.execute(
+                update(Event)
+                .where(Event.position == position)
+                .values(occurred_at=now() - timedelta(days=days))
+            )
+    async with database.writer() as session:
+        assert await events.purge(session, retention=timedelta(days=1)) == 2
+    body = assert_problem(await client.get("/events", params={"after": old}), 410, "cursor_expired")
+    items, _ = await read_all(client, None)
+    assert [e["data"]["name"] for e in items] == ["c", "d"]
+    assert body["cursor"] == await cursor(client)
+    async with database.writer() as session:
+        assert await events.purge(session, retention=timedelta(days=1)) == 0
 
 
 async def test_wait_answers_as_soon_as_an_event_commits(client: httpx.AsyncClient) -> None:
