@@ -14,10 +14,15 @@ Now:
   trigger advances the counter row as each event is inserted, so a
   transaction writes its events in one statement rather than two. SQLite
   has one writer at a time: positions still follow commit order, and a
-  rolled-back transaction (or savepoint) takes its counter updates with it.
+  rolled-back transaction (or savepoint) takes its counter updates with it;
+- on PostgreSQL the commit's trigger (alembic 0009) reads the outbox's
+  events as records in one pass (`json_to_recordset`) rather than each
+  field of each element by path: a fifth less of a 20,000-event COMMIT.
 """
 
+import runpy
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -30,6 +35,25 @@ depends_on: str | Sequence[str] | None = None
 _COPY = """
 INSERT INTO events_rebuilt (position, id, type, occurred_at, actor, request_id, data)
 SELECT position, id, type, occurred_at, actor, request_id, data FROM events
+"""
+
+_PUBLISH = """
+CREATE OR REPLACE FUNCTION grouped_users_publish_events() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    last bigint;
+BEGIN
+    UPDATE event_counter SET position = position + NEW.count WHERE id = 1
+        RETURNING position INTO last;
+    INSERT INTO events (position, id, type, occurred_at, actor, request_id, data)
+    SELECT last - NEW.count + e.n, e.id, e.type, NEW.at, e.actor, e.request_id, e.data
+    FROM ROWS FROM (json_to_recordset(NEW.events)
+        AS (id text, type text, actor text, request_id text, data json)) WITH ORDINALITY
+        AS e(id, type, actor, request_id, data, n);
+    DELETE FROM event_outbox WHERE id = NEW.id;
+    PERFORM pg_notify('grouped_users_events', last::text);
+    RETURN NULL;
+END
+$$
 """
 
 _ADVANCE = """
@@ -63,8 +87,16 @@ def _rebuild_sqlite_events(position: sa.types.TypeEngine[int]) -> None:
     op.rename_table("events_rebuilt", "events")
 
 
+def _previous_publish() -> str:
+    """The commit trigger's function as alembic 0009 made it."""
+    made = runpy.run_path(str(Path(__file__).with_name("0009_events_positioned_at_commit.py")))
+    return str(made["_PUBLISH"]).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
 def upgrade() -> None:
     op.drop_index("ix_events_occurred_at", table_name="events")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PUBLISH)
     if op.get_bind().dialect.name != "sqlite":
         return
     # A column declared exactly INTEGER PRIMARY KEY is the rowid: one B-tree.
@@ -73,6 +105,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_previous_publish())
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER events_advance_counter")
         _rebuild_sqlite_events(sa.BigInteger())
