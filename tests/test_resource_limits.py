@@ -42,6 +42,10 @@ PATIENT = {
     "GROUPED_USERS_MAX_CONNECTIONS": str(IDLE_CONNECTIONS + 100),
     "GROUPED_USERS_HEADER_TIMEOUT_SECONDS": "120",
 }
+# The webhook sender's once-a-second look at the database (and the purge)
+# hold a connection for a moment: one that coincided with the read of
+# /metrics made the exact count below fail on a busy machine.
+NO_BACKGROUND = {"GROUPED_USERS_WEBHOOK_DELIVER": "false"}
 BATCH = 100
 ANSWER_TIMEOUT = 10.0
 SLOW_CLIENTS = 20
@@ -126,7 +130,7 @@ async def test_a_thousand_idle_connections_exhaust_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
     async with (
-        serving(database_url, tmp_path, env=PATIENT) as server,
+        serving(database_url, tmp_path, env=PATIENT | NO_BACKGROUND) as server,
         httpx.AsyncClient(base_url=server.url, timeout=ANSWER_TIMEOUT) as client,
     ):
         response = await client.post("/users/someone", json={"first_name": "S", "last_name": "O"})
