@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +56,8 @@ async def _tables(engine: AsyncEngine) -> set[str]:
 
 
 async def _downgrade_to_base(engine: AsyncEngine) -> None:
-    config: Config = alembic_config()
-
-    def run(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
-
     async with engine.begin() as connection:
-        await connection.run_sync(run)
+        await connection.run_sync(_downgrade_to("base"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -74,6 +70,13 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
         finally:
             await database.dispose()
         return
+    async with _empty_postgres() as database:
+        yield database
+
+
+@asynccontextmanager
+async def _empty_postgres() -> AsyncIterator[Database]:
+    """A PostgreSQL database of its own, with no tables yet."""
     async with fresh_postgres_async(postgres_server(), "grouped_users_migrations") as url:
         database = create_database(Settings(database_url=url))
         try:
@@ -203,11 +206,20 @@ async def test_upgrading_keeps_every_row(empty_database: Database) -> None:
 
 def _upgrade_to(revision: str) -> Callable[[Connection], None]:
     """Alembic's upgrade to `revision`, on a connection given to run_sync."""
+    return _migrate(command.upgrade, revision)
+
+
+def _downgrade_to(revision: str) -> Callable[[Connection], None]:
+    """Alembic's downgrade to `revision`, on a connection given to run_sync."""
+    return _migrate(command.downgrade, revision)
+
+
+def _migrate(step: Callable[[Config, str], None], revision: str) -> Callable[[Connection], None]:
     config = alembic_config()
 
     def run(connection: Connection) -> None:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
 
     return run
 
@@ -380,6 +392,63 @@ async def test_upgrading_keeps_every_event_and_the_counter_goes_on(
             )
             counter = await connection.scalar(text("SELECT position FROM event_counter"))
             assert counter == 8
+            # An event put below the counter by hand never moves it back.
+            await connection.execute(
+                text(
+                    "INSERT INTO events (position, id, type, occurred_at, actor, data) VALUES"
+                    " (3, 'evt_3', 'group.created', '2026-01-02 03:04:02', 'bob', '{}')"
+                )
+            )
+            counter = await connection.scalar(text("SELECT position FROM event_counter"))
+            assert counter == 8
             # The position is the rowid: no index of its own to write.
             listed = (await connection.execute(text("PRAGMA index_list(events)"))).all()
             assert [row[2] for row in listed] == [1]  # the id's unique key alone
+
+
+@pytest.fixture
+async def empty_postgres() -> AsyncIterator[Database]:
+    async with _empty_postgres() as database:
+        yield database
+
+
+@pytest.mark.parametrize("revision", ["head", "0009"])
+async def test_the_commit_trigger_writes_the_outbox_events_at_each_revision(
+    empty_postgres: Database, revision: str
+) -> None:
+    """The PostgreSQL commit trigger's function as 0010 makes it, and as its downgrade leaves it."""
+    engine = empty_postgres.engine
+    await upgrade(engine)
+    if revision != "head":
+        async with engine.begin() as connection:
+            await connection.run_sync(_downgrade_to(revision))
+    data = {"name": "a"}
+    outbox: list[dict[str, Any]] = [
+        {"id": "evt_1", "type": "group.created", "actor": "ann", "request_id": None, "data": data},
+        {"id": "evt_2", "type": "group.deleted", "actor": "ann", "request_id": "r-2", "data": data},
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE event_counter SET position = 4 WHERE id = 1"))
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO event_outbox (count, at, events)"
+                " VALUES (2, '2026-01-02 03:04:05+00', CAST(:events AS json))"
+            ),
+            {"events": json.dumps(outbox)},
+        )
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT position, id, type, actor, request_id, data::text FROM events"
+                    " ORDER BY position"
+                )
+            )
+        ).all()
+        assert await connection.scalar(text("SELECT position FROM event_counter")) == 6
+        assert await connection.scalar(text("SELECT count(*) FROM event_outbox")) == 0
+    assert [tuple(row) for row in rows] == [
+        (5, "evt_1", "group.created", "ann", None, '{"name": "a"}'),
+        (6, "evt_2", "group.deleted", "ann", "r-2", '{"name": "a"}'),
+    ]

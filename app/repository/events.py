@@ -39,6 +39,7 @@ from typing import Any, cast
 from sqlalchemy import (
     String,
     Table,
+    and_,
     delete,
     event,
     func,
@@ -420,28 +421,30 @@ async def by_position(session: AsyncSession, *, position: int) -> EventRow | Non
     return None if row is None else EventRow(*row)
 
 
-_BEYOND_EVERY_POSITION = 2**63 - 1
+async def last_before(
+    session: AsyncSession, *, moment: datetime, after: int, within: int
+) -> int | None:
+    """The last of the `within` positions after `after` that is before the first event to keep.
 
-
-async def last_before(session: AsyncSession, *, moment: datetime) -> int | None:
-    """The last position before the first event of `moment` or later, if any is before it.
-
-    Read in the order of positions (their key; no index on the time, that
-    every event would pay to write): from the oldest kept, through those
-    about to be purged, to the first that stays. Times follow positions
-    but for a few milliseconds between processes; an older event after the
-    first that stays is purged the next time.
+    An event to keep is one of `moment` or later. Read in the order of
+    positions (their key; no index on the time, that every event would pay
+    to write), at most `within` of them: a purge goes on chunk by chunk,
+    and none of its statements holds the database (on SQLite, the event
+    loop) for long. Times follow positions but for a few milliseconds
+    between processes; an older event after the first one to keep goes
+    once that one expires. None: nothing to purge in the chunk.
     """
+    chunk = and_(Event.position > after, Event.position <= after + within)
     first_kept = (
         select(Event.position)
-        .where(Event.occurred_at >= moment)
+        .where(chunk, Event.occurred_at >= moment)
         .order_by(Event.position)
         .limit(1)
         .scalar_subquery()
     )
     found = await session.scalar(
         select(Event.position)
-        .where(Event.position < func.coalesce(first_kept, _BEYOND_EVERY_POSITION))
+        .where(chunk, Event.position < func.coalesce(first_kept, after + within + 1))
         .order_by(Event.position.desc())
         .limit(1)
     )

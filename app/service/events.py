@@ -147,22 +147,38 @@ async def follow(
                 await asyncio.wait_for(ticket.wait(), pause)
 
 
-async def purge(session: AsyncSession, *, retention: timedelta) -> int:
-    """Drop the events older than the retention; how many went.
+async def purge(session: AsyncSession, *, retention: timedelta, batch: int = _PURGE_BATCH) -> int:
+    """Drop the events older than the retention, `batch` positions at a time; how many went.
 
-    The horizon moves first, in a short transaction of its own: cursors
-    behind it expire at once, and the deletes that follow never hold the
-    counter row that every writer needs.
+    For each batch the horizon moves first, in a short transaction of its
+    own: cursors behind it expire at once, and the deletes that follow
+    never hold the counter row that every writer needs. The deletes take
+    every event up to the horizon, those a purge stopped before deleting
+    included (a purge stopped between the two leaves them below the horizon).
     """
-    async with transaction(session):
-        through = await event_repo.last_before(session, moment=now() - retention)
-        if through is None:
-            return 0
-        await event_repo.mark_purged(session, through=through)
+    moment = now() - retention
     gone = 0
     while True:
         async with transaction(session):
-            count = await event_repo.delete_through(session, position=through, limit=_PURGE_BATCH)
+            horizon = (await event_repo.counter(session)).purged_through
+            through = await event_repo.last_before(
+                session, moment=moment, after=horizon, within=batch
+            )
+            if through is not None:
+                await event_repo.mark_purged(session, through=through)
+        gone += await _delete_through(
+            session, position=horizon if through is None else through, batch=batch
+        )
+        if through is None:
+            return gone
+
+
+async def _delete_through(session: AsyncSession, *, position: int, batch: int) -> int:
+    """Delete the events at or below `position`, `batch` a transaction; how many went."""
+    gone = 0
+    while True:
+        async with transaction(session):
+            count = await event_repo.delete_through(session, position=position, limit=batch)
         gone += count
-        if count < _PURGE_BATCH:
+        if count < batch:
             return gone

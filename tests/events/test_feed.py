@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from app.clock import now
 from app.db import Database
 from app.models import Event
+from app.repository import events as event_repo
 from app.service import events
 from tests.events.feed import cursor, read_all
 from tests.support.helpers import assert_problem, create_group, create_user
@@ -109,8 +110,10 @@ async def test_expired_cursor_is_410_with_where_to_go_on(
     assert [e["type"] for e in items] == ["user.created"]
 
 
+# A purge goes on `batch` positions at a time: in one batch, several, or one by one.
+@pytest.mark.parametrize("batch", [1, 3, 10_000])
 async def test_purge_keeps_everything_from_the_first_event_to_keep(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, batch: int
 ) -> None:
     """Times follow positions only nearly (processes' clocks, moments apart): the first kept bounds.
 
@@ -132,13 +135,28 @@ async def test_purge_keeps_everything_from_the_first_event_to_keep(
                 .values(occurred_at=now() - timedelta(days=days))
             )
     async with database.writer() as session:
-        assert await events.purge(session, retention=timedelta(days=1)) == 2
+        assert await events.purge(session, retention=timedelta(days=1), batch=batch) == 2
     body = assert_problem(await client.get("/events", params={"after": old}), 410, "cursor_expired")
     items, _ = await read_all(client, None)
     assert [e["data"]["name"] for e in items] == ["c", "d"]
     assert body["cursor"] == await cursor(client)
     async with database.writer() as session:
-        assert await events.purge(session, retention=timedelta(days=1)) == 0
+        assert await events.purge(session, retention=timedelta(days=1), batch=batch) == 0
+
+
+async def test_purge_deletes_what_a_stopped_purge_left_below_its_horizon(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """A purge that moved the horizon and stopped before its deletes: the next one deletes them."""
+    for name in ("a", "b"):
+        await create_group(client, name)
+    async with database.writer() as session, session.begin():
+        last = (await event_repo.counter(session)).position
+        await event_repo.mark_purged(session, through=last)
+    async with database.writer() as session:
+        assert await events.purge(session, retention=timedelta(days=1)) == 2
+    async with database.engine.connect() as connection:
+        assert (await connection.scalars(select(Event.position))).all() == []
 
 
 async def test_wait_answers_as_soon_as_an_event_commits(client: httpx.AsyncClient) -> None:
