@@ -452,3 +452,16 @@ async def test_the_commit_trigger_writes_the_outbox_events_at_each_revision(
         (5, "evt_1", "group.created", "ann", None, '{"name": "a"}'),
         (6, "evt_2", "group.deleted", "ann", "r-2", '{"name": "a"}'),
     ]
+
+
+async def test_users_pages_keep_room_for_version_bumps(empty_postgres: Database) -> None:
+    """PostgreSQL: the users table's fillfactor, so that a bump of a version is a HOT update."""
+    engine = empty_postgres.engine
+    options = "SELECT reloptions FROM pg_class WHERE relname = 'users'"
+    await upgrade(engine)
+    async with engine.connect() as connection:
+        assert await connection.scalar(text(options)) == ["fillfactor=80"]
+    async with engine.begin() as connection:
+        await connection.run_sync(_downgrade_to("0010"))
+    async with engine.connect() as connection:
+        assert await connection.scalar(text(options)) is None
