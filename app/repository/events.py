@@ -366,8 +366,9 @@ class Bell:
         except RuntimeError:
             here = None
         if here is self._loop:
-            # No wake-up through the loop's self-pipe: a write, a poll and a
-            # read, for each commit, were a tenth of what events cost a POST.
+            # No wake-up through the loop's self-pipe (a write, a poll and a
+            # read per commit): in a cProfile of POSTs with and without
+            # events, that extra poll was the largest single difference.
             self.ring()
         else:
             self._loop.call_soon_threadsafe(self.ring)
