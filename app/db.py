@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.fair_pool import FairAsyncQueuePool
 from app.group_commit import COMMITTER, Committer, WriterConnection
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.prepared import PREPARED_READER, PreparedReader
@@ -72,11 +73,15 @@ class Database:
 
 
 def create_database(settings: Settings) -> Database:
-    options: dict[str, Any] = {"pool_pre_ping": False}
+    # Requests waiting for a connection are served first come, first served
+    # (app.fair_pool); an in-memory SQLite database keeps its one connection.
+    options: dict[str, Any] = {"pool_pre_ping": False, "poolclass": FairAsyncQueuePool}
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            del options["poolclass"]
     else:
         options |= {
             "pool_size": settings.db_pool_size - _read_pool_size(settings),

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Float, Integer, bindparam, event, func, select, text
 
 from app.api import create_app
 from app.db import Database
 from app.reads import users as user_reads
+from app.reads.prepared import CompiledRead, PreparedReader
 from app.reads.statement import SharedSessionMisuse
 from app.settings import Settings
 from tests.support.helpers import assert_problem, create_group, create_user, insert_many_users
@@ -177,3 +179,32 @@ async def test_a_point_read_too_long_for_the_loop_runs_on_the_drivers_thread(
     assert len(on_the_loop) == (1 if database.fast_reader is not None else 0)
     read_by_engine = any("memberships" in statement for statement in through_driver)
     assert read_by_engine == (database.fast_reader is not None)
+
+
+async def test_the_prepared_reader_serves_lookups_in_the_order_they_came(
+    postgres_url: str,
+) -> None:
+    """A lookup waiting for a connection is not overtaken by one that came later."""
+    reader = PreparedReader(postgres_url, size=1)
+    slow = CompiledRead(select(func.pg_sleep(bindparam("seconds", type_=Float))))
+    quick = CompiledRead(select(bindparam("n", type_=Integer)))
+    order: list[str] = []
+
+    async def greedy() -> None:
+        await reader.rows(slow, {"seconds": 0.05})
+        order.append("greedy")
+        for _ in range(2):
+            await reader.rows(quick, {"n": 1})  # back at once
+            order.append("greedy")
+
+    async def patient() -> None:
+        await asyncio.sleep(0.01)  # while greedy's first lookup runs
+        await reader.rows(quick, {"n": 2})
+        order.append("patient")
+
+    try:
+        await reader.rows(quick, {"n": 0})  # the pool is open
+        await asyncio.gather(greedy(), patient())
+    finally:
+        await reader.close()
+    assert order == ["greedy", "patient", "greedy", "greedy"]

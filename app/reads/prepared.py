@@ -58,6 +58,10 @@ class PreparedReader:
         self._size = size
         self._pool: asyncpg.Pool | None = None
         self._opening: asyncio.Task[asyncpg.Pool] | None = None
+        # asyncpg's pool lets a newcomer take a connection returned for a
+        # request already waiting (app.fair_pool); this semaphore, first come
+        # first served, lets no more lookups at the pool than it has connections.
+        self._turns = asyncio.Semaphore(size)
         # Called with (sql, parameters) before each statement; tests count them.
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
@@ -75,7 +79,8 @@ class PreparedReader:
             if self._opening is None:
                 self._opening = asyncio.ensure_future(self._open())
             pool = self._pool = await self._opening
-        rows = await pool.fetch(read.sql, *[parameters[name] for name in read.names])
+        async with self._turns:
+            rows = await pool.fetch(read.sql, *[parameters[name] for name in read.names])
         if read.converters is None:
             return [tuple(row) for row in rows]
         return [
