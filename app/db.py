@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.fair_pool import FairAsyncQueuePool
-from app.group_commit import COMMITTER, Committer, WriterConnection
+from app.group_commit import COMMITTER, COMMITTER_DRIVER, Committer, WriterConnection
 from app.reads.fast import FAST_READER, FastReader
 from app.reads.prepared import PREPARED_READER, PreparedReader
 from app.reads.statement import OWN_READER, SHARED_SESSION
@@ -173,7 +173,7 @@ def _committer(engine: AsyncEngine, settings: Settings) -> Committer:
     COMMIT run in one) but never used by two at once.
     """
     sync_engine = create_engine(
-        engine.url.set(drivername="sqlite"),
+        engine.url.set(drivername=COMMITTER_DRIVER),
         connect_args={"check_same_thread": False, "factory": WriterConnection},
         pool_size=1,
         max_overflow=0,

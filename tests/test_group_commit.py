@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Integer, event, literal, select, text
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine.default import CACHE_HIT
 from sqlalchemy.exc import OperationalError
 
 from app.api import create_app
@@ -169,6 +171,37 @@ async def test_turns_run_on_a_connection_that_syncs_every_commit(database: Datab
             for name in ("synchronous", "journal_mode", "foreign_keys")
         ]
     assert pragmas == [2, "wal", 1]  # FULL: a COMMIT is on disk before it returns
+
+
+async def test_a_turn_compiles_no_savepoint_and_its_statements_come_from_the_cache(
+    database: Database,
+) -> None:
+    """Each turn's SAVEPOINT has a new name: compiled, it would be a new
+    statement every turn (and a dialect subclass that does not declare
+    statement caching would compile every statement of every turn)."""
+    compiled: list[tuple[str, bool]] = []
+
+    def record(
+        _connection: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool
+    ) -> None:
+        compiled.append((statement.split()[0], context.compiled is not None))
+
+    engine = _committer(database).engine
+    event.listen(engine, "before_cursor_execute", record)
+    hits = []
+    try:
+        for _ in range(3):
+            async with database.writer() as session, transaction(session):
+                result = await session.execute(select(literal(1, Integer)))
+                assert isinstance(result, CursorResult)
+                hits.append(result.context.cache_hit)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [what for what in compiled if what[0] in ("SAVEPOINT", "RELEASE")] == [
+        ("SAVEPOINT", False),
+        ("RELEASE", False),
+    ] * 3
+    assert hits[1:] == [CACHE_HIT, CACHE_HIT]
 
 
 @pytest.fixture
