@@ -7,15 +7,19 @@ PostgreSQL in the same statement, one round trip for both.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.models import AuditEntry
+from app.repository.common import value_converter
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,45 @@ def take_pending(session: Session) -> list[dict[str, Any]]:
     return pending
 
 
-# Built once, through the table: the ORM's bulk insert path cost more than the write.
-_INSERT = insert(cast(Table, AuditEntry.__table__))
+_TABLE = cast(Table, AuditEntry.__table__)
+_INSERT = insert(_TABLE)
+# The columns `append` keeps, in its order.
+_KEYS = (
+    "at",
+    "actor",
+    "action",
+    "resource",
+    "before",
+    "after",
+    "request_id",
+    "server_request_id",
+    "token_id",
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _driver_insert(dialect: Dialect) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
+    """The INSERT as the driver takes it, and each parameter's conversion, in order."""
+    compiled = _INSERT.compile(dialect=dialect, column_keys=list(_KEYS))
+    if compiled.positiontup is None:
+        raise RuntimeError(f"{dialect.name}: the audit's INSERT takes named parameters")
+    return compiled.string, tuple(
+        (name, value_converter(_TABLE.c[name], dialect)) for name in compiled.positiontup
+    )
 
 
 def insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Write these entries (their columns as `append` keeps them) in one statement."""
-    connection.execute(_INSERT, rows)
+    """Write these entries (their columns as `append` keeps them) in one statement.
+
+    To the driver as it is, each value made by its column's type as
+    SQLAlchemy would make it: this runs in every write's group-commit turn
+    on SQLite, and SQLAlchemy's per-statement work for a Core executemany
+    was more than the insert itself.
+    """
+    sql, columns = _driver_insert(connection.dialect)
+    connection.exec_driver_sql(
+        sql, [tuple(convert(row[name]) for name, convert in columns) for row in rows]
+    )
 
 
 async def page(

@@ -9,6 +9,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import BigInteger, ColumnElement, String, any_, bindparam, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.type_api import TypeEngine
@@ -180,3 +181,17 @@ def bound_list(session: AsyncSession | Session, values: Collection[Any]) -> Any:
     if dialect(session) == "postgresql":
         return list(values)
     return json.dumps(list(values))
+
+
+def value_converter(column: ColumnElement[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """What SQLAlchemy does to a value of this column before the driver gets it.
+
+    For the statements sent to the driver as they are (exec_driver_sql),
+    so that they store the very values a compiled statement would.
+    """
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value

@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from app.models import Event, EventCounter, User
 from app.repository import audit
-from app.repository.common import in_list
+from app.repository.common import in_list, value_converter
 
 # The PostgreSQL channel a committed event is announced on (LISTEN/NOTIFY),
 # by the trigger of alembic 0009, which names it too.
@@ -166,17 +166,10 @@ def _driver_statements(dialect: Dialect) -> _DriverStatements:
     if insert_one.positiontup != list(_EVENT_COLUMNS):
         raise RuntimeError("the events' statement takes other parameters")
     return _DriverStatements(
-        insert_one.string, _bound(dialect, "occurred_at"), _bound(dialect, "data")
+        insert_one.string,
+        value_converter(_EVENTS.c.occurred_at, dialect),
+        value_converter(_EVENTS.c.data, dialect),
     )
-
-
-def _bound(dialect: Dialect, column: str) -> Callable[[Any], Any]:
-    process = _EVENTS.c[column].type.dialect_impl(dialect).bind_processor(dialect)
-    return process if process is not None else _as_is
-
-
-def _as_is(value: Any) -> Any:
-    return value
 
 
 class WriterSession(Session):

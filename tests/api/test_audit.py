@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, text
 
 from app.api import create_app
 from app.auth import Actor, Role
@@ -645,3 +645,28 @@ def test_the_cli_refuses_a_bad_since_or_limit_without_a_traceback(
     assert result.returncode == 2, result.stderr
     assert args[0] in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_entries_sent_to_the_driver_are_stored_as_a_compiled_insert_stores_them(
+    database: Database,
+) -> None:
+    """insert_rows converts each value itself: the stored text must not differ."""
+    entry = {
+        "at": datetime(2026, 12, 7, 17, 30, 1, 123456, tzinfo=UTC),
+        "actor": "admin",
+        "action": "user.create",
+        "resource": "users/jsmith",
+        "before": None,
+        "after": {"userid": "jsmith", "groups": ["admins"], "note": "é\"'"},
+        "request_id": "r-1",
+        "server_request_id": None,
+        "token_id": None,
+    }
+    table = cast(Table, AuditEntry.__table__)
+    columns = ", ".join(name for name in entry)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(lambda sync: audit_repo.insert_rows(sync, [entry]))
+        await connection.execute(insert(table), [entry])
+        stored = (await connection.execute(text(f"SELECT {columns} FROM audit ORDER BY id"))).all()
+    assert len(stored) == 2
+    assert stored[0] == stored[1]
