@@ -73,16 +73,16 @@ class Database:
 
 
 def create_database(settings: Settings) -> Database:
-    # Requests waiting for a connection are served first come, first served
-    # (app.fair_pool); an in-memory SQLite database keeps its one connection.
-    options: dict[str, Any] = {"pool_pre_ping": False, "poolclass": FairAsyncQueuePool}
-    if settings.is_sqlite:
-        path = settings.sqlite_path()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            del options["poolclass"]
-    else:
+    options: dict[str, Any] = {"pool_pre_ping": False}
+    path = settings.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if path is not None or not settings.is_sqlite:
+        # Requests waiting for a connection are served first come, first
+        # served (app.fair_pool); an in-memory SQLite database keeps its one
+        # connection.
+        options["poolclass"] = FairAsyncQueuePool
+    if not settings.is_sqlite:
         options |= {
             "pool_size": settings.db_pool_size - _read_pool_size(settings),
             # No overflow: an overflow connection is closed as soon as it is
@@ -96,7 +96,6 @@ def create_database(settings: Settings) -> Database:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine.sync_engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     read_engine = engine.execution_options(**{_READ_ONLY: True})
-    path = settings.sqlite_path()
     fast_reader = (
         FastReader(path, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         if path is not None and engine.dialect.name == "sqlite"
