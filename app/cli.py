@@ -33,6 +33,7 @@ from app.logs import log_config
 from app.migrations import current_revision, head_revision, upgrade
 from app.names import NAME_LENGTH
 from app.service import audit, bulk, tokens
+from app.serving_loop import event_loop
 from app.settings import Settings, SettingsError, get_settings
 from app.timestamps import parse_timestamp
 
@@ -120,6 +121,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
             # httptools with our limits on header size, header time and connections.
             http="app.connections:LimitedHttpToolsProtocol",
+            # asyncio's loop on SQLite, uvloop on PostgreSQL (app.serving_loop).
+            loop=event_loop(settings),
             # Quiet after a response is waiting for the next headers: one limit for both.
             timeout_keep_alive=math.ceil(settings.header_timeout_seconds),
         )
