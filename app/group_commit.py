@@ -45,6 +45,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from app.errors import Busy, NotCommitted
 from app.repository.events import ring_all
+from app.turn_lock import TurnLock
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,8 @@ class Committer:
     # Beside the database: the committers of all processes take turns on it.
     turn_file: Path | None = None
     stats: Stats = field(default_factory=Stats)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _waiting: int = 0
+    # Turns queued behind a turn that does not suspend run right after it (app.turn_lock).
+    _lock: TurnLock = field(default_factory=TurnLock)
     _connection: Connection | None = None
     _batch: Batch | None = None
     _turn_fd: int | None = None
@@ -156,11 +157,7 @@ class Committer:
         turn, then awaits `Batch.durable()` outside it.
         """
         failed_begins = self.stats.failed_begins
-        self._waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            self._waiting -= 1
+        await self._lock.acquire()
         if self.stats.failed_begins != failed_begins:
             # A batch could not begin while this request waited (another
             # process held the write lock past the busy timeout): answer as
@@ -184,7 +181,8 @@ class Committer:
 
     def _should_close(self, batch: Batch) -> bool:
         age = asyncio.get_running_loop().time() - batch.opened
-        return self._waiting == 0 or batch.turns >= self.batch_max or age >= self.batch_wait_seconds
+        full = batch.turns >= self.batch_max or age >= self.batch_wait_seconds
+        return self._lock.waiting == 0 or full
 
     async def _open(self) -> Batch:
         loop = asyncio.get_running_loop()
