@@ -3,25 +3,25 @@
 On SQLite a read runs on the event loop's own thread (app.reads.fast) and a
 write's turn too (app.group_commit): a worker is busy on its loop, not
 waiting on a socket. Under that load uvloop served connections unevenly:
-with 64 connections on two workers, half of the connections got answers
-every 24 ms while a few waited up to 0.4 s, so a list page's p99 was three
-times its median. asyncio's own loop answers them in turn (p99 1.3 times
-the median) at the same throughput. A bare asyncio server with a fixed 0.7
-ms of work per request shows the same on its own: p99 1.1 s on uvloop, 60 ms
-on asyncio, so it is the loop, not this application.
+with 64 connections on two workers a list page's median was 24 ms, its
+p99 70-135 ms and its slowest answers 0.4 s, though the handler took under
+5 ms each time. On asyncio's own loop the p99 was 30 ms at the same
+throughput. A bare server with a fixed 0.7 ms of work per request shows
+the same on its own (p99 1.1 s on uvloop, 60 ms on asyncio): it is the
+loop, not this application.
 
-On PostgreSQL every request waits on the database's socket, uvloop's
-sockets are faster (about 10 % more requests a second for a point lookup
-in the same run) and its tail was no longer than asyncio's, so it keeps
-uvloop, uvicorn's default.
+On PostgreSQL every request waits on the database's socket; uvloop served
+about 12 % more point lookups a second there, with a tail no longer than
+asyncio's, so it keeps uvloop, uvicorn's default.
 
 asyncio's loop needs one change to serve several workers: it accepts as
 many queued connections as there are (up to the listen backlog) each time
 the listening socket is ready, so the first worker to wake took a burst of
-new connections whole, and the other one had none: half the throughput
-and twice the latency for as long as those connections lived. Here a
-worker takes one connection per turn of its loop, so the workers share a
-burst, and a busy worker leaves new connections to an idle one.
+new connections whole and the other one had none: half the throughput and
+twice the latency for as long as those connections lived. Here a worker
+takes one connection per turn of its loop, so the workers share a burst,
+and a busy worker leaves new connections to an idle one. (Its other need,
+TCP_NODELAY, is set by app.connections.)
 """
 
 from __future__ import annotations
