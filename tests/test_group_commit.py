@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from app.api import create_app
 from app.db import Database, create_database
 from app.group_commit import Committer
+from app.repository.common import execute
 from app.service.common import transaction
 from app.settings import Settings
 from tests.support.helpers import assert_problem, create_group, create_user
@@ -202,6 +203,42 @@ async def test_a_turn_compiles_no_savepoint_and_its_statements_come_from_the_cac
         ("RELEASE", False),
     ] * 3
     assert hits[1:] == [CACHE_HIT, CACHE_HIT]
+
+
+class _Refused(Exception):
+    pass
+
+
+async def test_a_turns_statements_run_in_its_savepoint_without_the_sessions_execute(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2].split()[0])
+
+    async def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the session's execute ran in a turn")
+
+    async def failing_turn() -> None:
+        async with database.writer() as session, transaction(session):
+            monkeypatch.setattr(session, "execute", refused)
+            one = await execute(session, select(literal(1, Integer)))
+            assert one.scalar_one() == 1
+            await execute(session, text("INSERT INTO groups (name, version) VALUES ('gone', 1)"))
+            raise _Refused()
+
+    engine = _committer(database).engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with pytest.raises(_Refused):
+            await failing_turn()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    # After the batch's BEGIN: the turn's savepoint, then its two statements in it.
+    assert seen[seen.index("SAVEPOINT") :][:3] == ["SAVEPOINT", "SELECT", "INSERT"]
+    # Rolled back with its savepoint: the turn failed.
+    assert await _rows(database, "SELECT name FROM groups WHERE name = 'gone'") == []
 
 
 @pytest.fixture

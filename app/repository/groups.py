@@ -33,6 +33,7 @@ from app.repository.common import (
     RowLocks,
     bound_list,
     dialect,
+    execute,
     in_bound,
     lock_one,
 )
@@ -88,7 +89,7 @@ _BUMP = Prebuilt(lambda name: bumping_where(in_bound(name, _GROUPS.c.id, "ids", 
 async def bump(session: AsyncSession, *, ids: Sequence[int]) -> None:
     """These groups' member lists changed."""
     if ids:
-        await session.execute(_BUMP(session), {"ids": bound_list(session, ids)})
+        await execute(session, _BUMP(session), {"ids": bound_list(session, ids)})
 
 
 async def delete_group(session: AsyncSession, *, group_id: int) -> None:
@@ -108,7 +109,8 @@ async def find_many(
     if not names:
         return {}
     query = (_FIND_CHANGING if changing else _FIND)(session)
-    return dict((await session.execute(query, {"names": bound_list(session, names)})).all())
+    rows = await execute(session, query, {"names": bound_list(session, names)})
+    return {name: int(group_id) for name, group_id in rows}
 
 
 def _finding(name: str) -> Select[Any, Any]:

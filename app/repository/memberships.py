@@ -16,6 +16,7 @@ from app.repository.common import (
     Prebuilt,
     bound_list,
     dialect,
+    execute,
     in_bound,
     in_list,
     insert_ignoring_duplicates,
@@ -41,7 +42,7 @@ async def add_for_user(session: AsyncSession, *, user_id: int, group_ids: Sequen
     """Make the user a member of these groups; memberships it has stay as they are."""
     if group_ids:
         parameters = {"member_id": user_id, "group_ids": bound_list(session, group_ids)}
-        await session.execute(_ADD_FOR_USER(session), parameters)
+        await execute(session, _ADD_FOR_USER(session), parameters)
 
 
 def _adding_for_user(name: str) -> Any:

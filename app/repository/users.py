@@ -33,6 +33,7 @@ from app.repository.common import (
     UserWithGroups,
     bound_list,
     dialect,
+    execute,
     in_bound,
     in_list,
     lock_one,
@@ -62,12 +63,12 @@ _GROUPS_OF = (
 
 
 async def find(session: AsyncSession, *, userid: str) -> UserRow | None:
-    row = (await session.execute(_FIND, {"userid": userid})).one_or_none()
+    row = (await execute(session, _FIND, {"userid": userid})).one_or_none()
     return None if row is None else UserRow(*row)
 
 
 async def _user_and_groups(session: AsyncSession, *, userid: str) -> UserWithGroups | None:
-    rows = (await session.execute(_WITH_GROUPS, {"userid": userid})).all()
+    rows = (await execute(session, _WITH_GROUPS, {"userid": userid})).all()
     if not rows:
         return None
     width = len(_COLUMNS)
@@ -134,7 +135,7 @@ async def insert_user(
     if groups and dialect(session) == "postgresql":
         parameters["group_ids"] = bound_list(session, groups)
         return int((await session.execute(_CREATE_WITH_GROUPS(session), parameters)).scalar_one())
-    user_id = int((await session.execute(_CREATE(session), parameters)).scalar_one())
+    user_id = int((await execute(session, _CREATE(session), parameters)).scalar_one())
     if groups:
         await memberships.add_for_user(session, user_id=user_id, group_ids=groups)
         await group_repo.bump(session, ids=groups)
@@ -206,7 +207,7 @@ async def update_user(
             "new_last_name": last_name,
             "new_search_names": search_names(first_name, last_name),
         }
-        return int((await session.execute(_RENAME, parameters)).scalar_one())
+        return int((await execute(session, _RENAME, parameters)).scalar_one())
     values: dict[str, Any] = {
         "first_name": first_name,
         "last_name": last_name,
