@@ -64,7 +64,10 @@ def arguments(prog: str, description: str | None, port: int) -> argparse.Argumen
 def serve(factory: str, args: argparse.Namespace) -> None:
     """Serve the app `factory` makes as app.cli.serve serves ours.
 
-    Loop and HTTP implementation stay "auto" (uvloop, httptools), as in the server.
+    Loop and HTTP implementation stay "auto" (uvloop, httptools), as the
+    server's on PostgreSQL. On SQLite the server runs asyncio's loop
+    (app.serving_loop); the ceiling keeps the faster uvloop, so SQLite's
+    ratios are against the stronger ceiling.
     """
     uvicorn.run(
         factory,
