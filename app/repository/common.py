@@ -151,9 +151,11 @@ async def execute(
     session's way there (a greenlet switch, the ORM's execute) cost more
     than SQLite's work, in a turn that every other writer waits for.
     """
-    sync = session.sync_session
-    if isinstance(sync.bind, Connection):
-        return sync.connection().execute(statement, parameters)
+    bind = session.sync_session.bind
+    # A connection of a synchronous driver: one of an async driver needs
+    # the session's greenlet to run a statement.
+    if isinstance(bind, Connection) and not bind.dialect.is_async:
+        return session.sync_session.connection().execute(statement, parameters)
     return await session.execute(statement, parameters)
 
 
