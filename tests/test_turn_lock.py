@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pytest
 
 from app.turn_lock import TurnLock
 
 pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -98,19 +100,20 @@ async def test_a_turn_that_suspends_keeps_the_others_out_and_the_order_holds() -
     assert lock.waiting == 0
 
 
+async def _take(lock: TurnLock, order: list[T], item: T) -> None:
+    """Hold the lock and note `item` while holding it."""
+    async with lock:
+        order.append(item)
+
+
 async def test_a_newcomer_waits_behind_those_woken_before_it() -> None:
     lock = TurnLock()
     order: list[str] = []
-
-    async def take(name: str) -> None:
-        async with lock:
-            order.append(name)
-
     await lock.acquire()
-    first = asyncio.create_task(take("queued"))
+    first = asyncio.create_task(_take(lock, order, "queued"))
     await asyncio.sleep(0)
     lock.release()  # "queued" is woken, has not run yet
-    late = asyncio.create_task(take("newcomer"))
+    late = asyncio.create_task(_take(lock, order, "newcomer"))
     await asyncio.gather(first, late)
     assert order == ["queued", "newcomer"]
 
@@ -119,13 +122,8 @@ async def test_a_newcomer_waits_behind_those_woken_before_it() -> None:
 async def test_a_waiter_given_up_leaves_the_lock_to_the_next(woken: bool) -> None:
     lock = TurnLock()
     order: list[int] = []
-
-    async def take(number: int) -> None:
-        async with lock:
-            order.append(number)
-
     await lock.acquire()
-    tasks = [asyncio.create_task(take(number)) for number in range(3)]
+    tasks = [asyncio.create_task(_take(lock, order, number)) for number in range(3)]
     await asyncio.sleep(0)
     if woken:
         lock.release()  # the first is woken as the next holder, and given up before it runs
