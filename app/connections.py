@@ -18,6 +18,9 @@ reach the ASGI app, and an ordinary request pays a few attribute updates.
   (uvicorn's own limit_concurrency answers 503 to every request, on every
   connection, once that many are open: the attacker's idle connections
   would turn everyone away.)
+
+And one thing for speed: a response's head and body leave in one write
+(`HeadWithBody`), where uvicorn makes two.
 """
 
 from __future__ import annotations
@@ -88,6 +91,57 @@ def _no_delay(transport: asyncio.Transport) -> None:
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class HeadWithBody(asyncio.Transport):
+    """A request's view of its connection: the response's head goes out with the body.
+
+    uvicorn writes the status line and headers when the response starts and
+    the body when it comes: two send() calls and two TCP segments for each
+    answer, though this service gives every body in one message. Held until
+    the body's first write (or a close), the head leaves in the same send;
+    a send cost more than the lookup a GET runs.
+
+    Only the first write is held, so nothing else waits: not for HEAD (no
+    body is written) nor when the client waits for `100 Continue` (that
+    interim answer must go at once); the protocol leaves those alone. It
+    keeps no reference to the request's cycle: a cycle between the two
+    made a garbage cycle per request, and the collector's pauses put tens
+    of milliseconds on the tail.
+    """
+
+    __slots__ = ("_connection", "_head")
+
+    def __init__(self, connection: asyncio.Transport) -> None:
+        super().__init__()
+        self._connection = connection
+        # None until the first write; then what is held (b"" once sent).
+        self._head: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        head = self._head
+        if head is None:
+            self._head = bytes(data)
+        elif head:
+            self._head = b""
+            self._connection.write(head + data)
+        else:
+            self._connection.write(data)
+
+    def close(self) -> None:
+        if self._head:
+            self._connection.write(self._head)
+            self._head = b""
+        self._connection.close()
+
+    def is_closing(self) -> bool:
+        return self._connection.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._connection.get_extra_info(name, default)
+
+    def abort(self) -> None:
+        self._connection.abort()
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -163,6 +217,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = None
         self._waiting_since = None
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle.scope["method"] != "HEAD" and not cycle.waiting_for_100_continue:
+            cycle.transport = HeadWithBody(cycle.transport)
 
     def on_message_complete(self) -> None:
         self._header_bytes = 0
