@@ -23,7 +23,7 @@ so a turn that holds every other writer of the process lasted milliseconds.
 What may wait (BEGIN IMMEDIATE for another process's write lock, COMMIT for
 its fsync) runs in a thread, the turn lock keeping the connection to one
 user at a time. Across processes the committers wait for each other on a
-file lock (see Committer._take_turn_file).
+file lock (see Committer._take_turn_and_begin).
 """
 
 from __future__ import annotations
@@ -187,11 +187,9 @@ class Committer:
     async def _open(self) -> Batch:
         loop = asyncio.get_running_loop()
         try:
-            await self._take_turn_file()
             if self._connection is None:
                 self._connection = await asyncio.to_thread(self.engine.connect)
-            # BEGIN IMMEDIATE (app.db): across processes the write lock decides.
-            await asyncio.to_thread(self._connection.begin)
+            await self._begin(self._connection)
         except Exception:
             self.stats.failed_begins += 1
             await self._drop_connection()
@@ -205,33 +203,55 @@ class Committer:
         self._batch = Batch(connection=self._connection, opened=loop.time(), outcome=outcome)
         return self._batch
 
-    async def _take_turn_file(self) -> None:
-        """Wait for the other processes' committers on a file lock, not in SQLite.
+    async def _begin(self, connection: Connection) -> None:
+        """Take the turn file, then BEGIN IMMEDIATE, both in one thread.
 
-        SQLite's busy handler polls the write lock with sleeps of up to
-        100 ms, and a committer that opens its next batch as soon as the
-        last one committed nearly always won the race against a sleeping
-        one: the other process's writes waited seconds. A blocked flock()
-        is woken by the kernel when the lock is let go. Only the committers
-        take it; anything else that writes (an import, the CLI) still
-        meets them at SQLite's lock, which alone keeps the data safe.
+        One hop, not two: each hop back to a loop that is serving reads
+        waits for the loop's pass, and all that time the turn file keeps
+        the other processes' writers out. If the request is given up
+        meanwhile, the thread runs to its end and what it took is undone
+        then (the connection closed, which rolls back; the file let go),
+        never while it runs.
         """
-        if self.turn_file is None:
-            return
-        if self._turn_fd is None:
+        if self.turn_file is not None and self._turn_fd is None:
             self._turn_fd = os.open(self.turn_file, os.O_RDWR | os.O_CREAT, 0o600)
-        fd = self._turn_fd
-        taking = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+        beginning = asyncio.get_running_loop().run_in_executor(
+            None, self._take_turn_and_begin, connection
+        )
         try:
-            await asyncio.shield(taking)
+            await asyncio.shield(beginning)
         except asyncio.CancelledError:
-            # The thread may still get it: let it go as soon as it does.
-            taking.add_done_callback(self._let_go_if_taken)
+            self._connection = None
+            beginning.add_done_callback(lambda _: self._undo_begin(connection))
             raise
 
-    def _let_go_if_taken(self, taking: asyncio.Future[None]) -> None:
-        if not taking.cancelled() and taking.exception() is None:
+    def _take_turn_and_begin(self, connection: Connection) -> None:
+        """In a thread: wait for the other processes' committers, then for SQLite's write lock.
+
+        The file lock, not SQLite, is what the committers wait on: SQLite's
+        busy handler polls the write lock with sleeps of up to 100 ms, and a
+        committer that opens its next batch as soon as the last one
+        committed nearly always won the race against a sleeping one: the
+        other process's writes waited seconds. A blocked flock() is woken by
+        the kernel when the lock is let go. Only the committers take it;
+        anything else that writes (an import, the CLI) still meets them at
+        SQLite's lock, which alone keeps the data safe.
+        """
+        if self._turn_fd is not None:
+            fcntl.flock(self._turn_fd, fcntl.LOCK_EX)
+        try:
+            # BEGIN IMMEDIATE (app.db): across processes the write lock decides.
+            connection.begin()
+        except BaseException:
             self._let_go_turn_file()
+            raise
+
+    def _undo_begin(self, connection: Connection) -> None:
+        self._let_go_turn_file()
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+        with contextlib.suppress(Exception):
+            connection.close()
 
     def _let_go_turn_file(self) -> None:
         if self._turn_fd is not None:
@@ -242,7 +262,7 @@ class Committer:
         self.stats.turns += batch.turns
         self.stats.largest = max(self.stats.largest, batch.turns)
         try:
-            await asyncio.to_thread(batch.connection.commit)
+            await asyncio.to_thread(self._commit_and_let_go, batch.connection)
         except Exception:
             log.exception("group commit of %d writes failed; none of them happened", batch.turns)
             self.stats.failed += 1
@@ -255,9 +275,19 @@ class Committer:
         finally:
             if not batch.outcome.done():
                 batch.outcome.set_exception(NotCommitted())
+            # The file was let go in the COMMIT's thread.
             self._batch = None
-            self._let_go_turn_file()
             self._lock.release()
+
+    def _commit_and_let_go(self, connection: Connection) -> None:
+        """In a thread: COMMIT, then let the other processes' committers in at once.
+
+        Not a hop later: the loop may be busy serving reads for a while.
+        """
+        try:
+            connection.commit()
+        finally:
+            self._let_go_turn_file()
 
     async def _drop_connection(self) -> None:
         """Forget the writer connection, rolling back what it held.

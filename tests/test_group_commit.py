@@ -8,6 +8,7 @@ ran in batches of one would prove nothing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.api import create_app
 from app.db import Database, create_database
-from app.group_commit import Committer
+from app.group_commit import Batch, Committer
 from app.repository.common import execute
 from app.service.common import transaction
 from app.settings import Settings
@@ -45,6 +46,11 @@ def settings(sqlite_template: Path, tmp_path: Path) -> Settings:
 def _committer(database: Database) -> Committer:
     assert database.committer is not None
     return database.committer
+
+
+def database_turn(database: Database) -> contextlib.AbstractAsyncContextManager[Batch]:
+    """A turn of the database's committer, held open for as long as the test likes."""
+    return _committer(database).turn()
 
 
 async def _rows(database: Database, sql: str) -> list[Any]:
@@ -271,3 +277,74 @@ async def test_a_write_lock_held_elsewhere_answers_busy_once_for_the_queue(
     finally:
         holder.close()
         await database.dispose()
+
+
+def _write_lock_free(path: Path) -> bool:
+    """Whether a writer of another process could BEGIN IMMEDIATE now, without waiting."""
+    probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+async def _insert_group(database: Database, name: str) -> None:
+    async with database.writer() as session, transaction(session):
+        await execute(session, text(f"INSERT INTO groups (name, version) VALUES ('{name}', 1)"))
+
+
+async def test_a_process_waits_for_anothers_batch_and_goes_on_after_its_commit(
+    settings: Settings,
+) -> None:
+    """Two databases on one file, as two worker processes: each its own turn file handle."""
+    first, second = create_database(settings), create_database(settings)
+    try:
+        async with database_turn(first) as batch:
+            waiting = asyncio.create_task(_insert_group(second, "second"))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # held at the turn file while the batch is open
+            assert _committer(second).stats.batches == 0
+        await batch.durable()
+        await asyncio.wait_for(waiting, 10)
+        assert _committer(second).stats.batches == 1
+        assert await _rows(second, "SELECT name FROM groups WHERE name = 'second'") == [("second",)]
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_a_request_given_up_while_waiting_for_its_turn_leaves_no_lock_behind(
+    settings: Settings,
+) -> None:
+    path = settings.sqlite_path()
+    assert path is not None
+    first, second = create_database(settings), create_database(settings)
+    try:
+        async with database_turn(first) as batch:
+            waiting = asyncio.create_task(_insert_group(second, "given-up"))
+            await asyncio.sleep(0.3)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        await batch.durable()
+        # The thread that was waiting took the turn file and BEGAN once the
+        # batch committed; what it took is undone, not left to the next turn.
+        for _ in range(100):
+            if _write_lock_free(path):
+                break
+            await asyncio.sleep(0.05)
+        assert _write_lock_free(path)
+        await asyncio.wait_for(_insert_group(second, "next"), 10)
+        await asyncio.wait_for(_insert_group(first, "first-again"), 10)
+        names = await _rows(second, "SELECT name FROM groups ORDER BY name")
+        assert [name for (name,) in names if name in ("given-up", "next", "first-again")] == [
+            "first-again",
+            "next",
+        ]
+    finally:
+        await first.dispose()
+        await second.dispose()
