@@ -348,3 +348,29 @@ async def test_a_request_given_up_while_waiting_for_its_turn_leaves_no_lock_behi
     finally:
         await first.dispose()
         await second.dispose()
+
+
+async def test_the_turns_audit_and_events_are_written_by_the_batch_or_not_at_all(
+    client: httpx.AsyncClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written in COMMIT's thread before it commits: if they fail, the batch fails whole."""
+    await create_user(client, "kept")
+    write_later = Batch.write_later
+
+    def poisoned(batch: Batch, writes: list[tuple[str, list[Any]]]) -> None:
+        write_later(batch, [*writes, ("INSERT INTO no_such_table VALUES (?)", [(1,)])])
+
+    monkeypatch.setattr(Batch, "write_later", poisoned)
+    responses = await asyncio.gather(
+        *(client.post(f"/users/{userid}", json=_body([])) for userid in NEW)
+    )
+    monkeypatch.undo()
+    for response in responses:
+        assert_problem(response, 503, "not_committed")
+    assert await _rows(database, "SELECT userid FROM users") == [("kept",)]
+    # The committer goes on with a new connection; the audit log and feed hold what committed.
+    await create_user(client, "after")
+    resources = await _rows(database, "SELECT resource FROM audit ORDER BY id")
+    assert resources == [("users/kept",), ("users/after",)]
+    kinds = await _rows(database, "SELECT type FROM events ORDER BY position")
+    assert kinds == [("user.created",), ("user.created",)]

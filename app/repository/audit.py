@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -116,18 +116,16 @@ def _driver_insert(dialect: Dialect) -> tuple[str, tuple[tuple[str, Callable[[An
     )
 
 
-def insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Write these entries (their columns as `append` keeps them) in one statement.
+def driver_rows(dialect: Dialect, rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+    """The INSERT of these entries (their columns as `append` keeps them), as the driver takes it.
 
-    To the driver as it is, each value made by its column's type as
-    SQLAlchemy would make it: this runs in every write's group-commit turn
-    on SQLite, and SQLAlchemy's per-statement work for a Core executemany
-    was more than the insert itself.
+    Each value made by its column's type as SQLAlchemy would make it: this
+    runs in every write's group-commit turn on SQLite, and SQLAlchemy's
+    per-statement work for a Core executemany was more than the insert
+    itself.
     """
-    sql, columns = _driver_insert(connection.dialect)
-    connection.exec_driver_sql(
-        sql, [tuple(convert(row[name]) for name, convert in columns) for row in rows]
-    )
+    sql, columns = _driver_insert(dialect)
+    return sql, [tuple(convert(row[name]) for name, convert in columns) for row in rows]
 
 
 async def page(

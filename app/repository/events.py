@@ -66,6 +66,10 @@ _PUBLISHED = "grouped_users_published_events"
 # commit only releases a savepoint, so the long-polls are woken later, by
 # the batch's real COMMIT, through this callback.
 RING_LATER = "grouped_users_ring_later"
+# Set by a group commit for the turn of one request: on SQLite the rows of
+# its audit entries and events go to this callback, (statement, rows), and
+# the batch writes every turn's rows, in turn order, just before its COMMIT.
+WRITE_LATER = "grouped_users_write_later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +199,13 @@ def write_at_commit(session: Session) -> None:
         _write_postgresql(session, pending, entries)
         return
     connection = session.connection()
+    later: Callable[[str, list[tuple[Any, ...]]], None] | None = session.info.get(WRITE_LATER)
     if entries:
-        audit.insert_rows(connection, entries)
+        sql, audit_rows = audit.driver_rows(connection.dialect, entries)
+        if later is not None:
+            later(sql, audit_rows)
+        else:
+            connection.exec_driver_sql(sql, audit_rows)
     if not pending:
         return
     statements = _driver_statements(connection.dialect)
@@ -206,13 +215,16 @@ def write_at_commit(session: Session) -> None:
         (ids[n], item.type, at, item.actor, item.request_id, statements.data(item.data))
         for n, item in enumerate(pending)
     ]
+    session.info[_PUBLISHED] = True
+    if later is not None:
+        later(statements.insert, rows)
+        return
     # A batch per statement: the rows' Python work runs on the event loop's
     # thread, and between two statements the loop serves other requests
     # while the driver writes, so a change of 50,000 memberships never holds
     # it for long.
     for start in range(0, len(rows), _INSERT_BATCH):
         connection.exec_driver_sql(statements.insert, rows[start : start + _INSERT_BATCH])
-    session.info[_PUBLISHED] = True
 
 
 def _rows(pending: Sequence[Pending], *, first: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from app.errors import Busy, PreconditionFailed, UnknownGroups
 from app.group_commit import COMMITTER, Committer
 from app.preconditions import IfMatch, etag
 from app.repository import groups as group_repo
-from app.repository.events import RING_LATER
+from app.repository.events import RING_LATER, WRITE_LATER
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -127,10 +127,15 @@ async def transaction(session: AsyncSession) -> AsyncIterator[None]:
         # releases it, its rollback returns to it, the batch goes on.
         sync.bind = batch.connection
         session.info[RING_LATER] = batch.mark_published
+        # Its audit entries and events, written by the batch before COMMIT.
+        writes: list[tuple[str, list[Any]]] = []
+        session.info[WRITE_LATER] = lambda sql, rows: writes.append((sql, rows))
         try:
             async with session.begin():
                 yield
+            batch.write_later(writes)
         finally:
             sync.bind = engine
             del session.info[RING_LATER]
+            del session.info[WRITE_LATER]
     await batch.durable()

@@ -650,7 +650,7 @@ def test_the_cli_refuses_a_bad_since_or_limit_without_a_traceback(
 async def test_entries_sent_to_the_driver_are_stored_as_a_compiled_insert_stores_them(
     database: Database,
 ) -> None:
-    """insert_rows converts each value itself: the stored text must not differ."""
+    """driver_rows converts each value itself: the stored text must not differ."""
     entry = {
         "at": datetime(2026, 12, 7, 17, 30, 1, 123456, tzinfo=UTC),
         "actor": "admin",
@@ -665,7 +665,9 @@ async def test_entries_sent_to_the_driver_are_stored_as_a_compiled_insert_stores
     table = cast(Table, AuditEntry.__table__)
     columns = ", ".join(name for name in entry)
     async with database.engine.begin() as connection:
-        await connection.run_sync(lambda sync: audit_repo.insert_rows(sync, [entry]))
+        await connection.run_sync(
+            lambda sync: sync.exec_driver_sql(*audit_repo.driver_rows(sync.dialect, [entry]))
+        )
         await connection.execute(insert(table), [entry])
         stored = (await connection.execute(text(f"SELECT {columns} FROM audit ORDER BY id"))).all()
     assert len(stored) == 2
