@@ -22,8 +22,11 @@ cost: every one let the loop serve other requests before the turn went on,
 so a turn that holds every other writer of the process lasted milliseconds.
 What may wait (BEGIN IMMEDIATE for another process's write lock, COMMIT for
 its fsync) runs in a thread, the turn lock keeping the connection to one
-user at a time. Across processes the committers wait for each other on a
-file lock (see Committer._take_turn_and_begin).
+user at a time. COMMIT's thread first writes the turns' audit entries and
+change events, which each turn hands to the batch (Batch.write_later):
+one statement per table and batch, instead of two per turn. Across
+processes the committers wait for each other on a file lock (see
+Committer._take_turn_and_begin).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ the last step is COMMIT's own: a deferred trigger on the outbox row the
 transaction wrote (alembic 0009), so that the lock is held for the commit
 alone (see _write_postgresql). On SQLite one writer holds the database at a
 time: each event is inserted at the counter's next position, and a trigger
-advances the counter with it (alembic 0010), one statement for both.
+advances the counter with it (alembic 0010), one statement for both; in a
+group commit the batch inserts its turns' events, in turn order, just
+before its COMMIT (WRITE_LATER).
 
 The writes are the last statements of the transaction, so they are made
 cheap: statements built once at import (only their parameters change), run
