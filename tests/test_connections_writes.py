@@ -15,7 +15,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from app.connections import LimitedHttpToolsProtocol
+from app.connections import JOINED_BODY_BYTES, LimitedHttpToolsProtocol
 
 BODY = b'{"ok":true}'
 
@@ -47,15 +47,22 @@ class _Recording(asyncio.Transport):
         pass
 
 
-async def _answer(scope: Any, receive: Any, send: Any) -> None:
+def _answering(body: bytes) -> Any:
     """An app answering as this service does: a head, then the whole body in one message."""
-    if scope["type"] != "http":
-        return
-    while (await receive()).get("more_body"):
-        pass
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": BODY})
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
+
+
+_answer = _answering(BODY)
 
 
 async def _fails_after_the_head(scope: Any, receive: Any, send: Any) -> None:
@@ -91,6 +98,20 @@ async def test_a_response_is_one_write_of_head_and_body() -> None:
     head, _, body = transport.writes[0].partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert body == BODY
+
+
+@pytest.mark.anyio
+async def test_a_large_body_follows_the_head_in_a_write_of_its_own() -> None:
+    large = b"x" * (JOINED_BODY_BYTES + 1)
+    transport = await _served(_answering(large), GET)
+    assert len(transport.writes) == 2
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.writes[0].endswith(b"\r\n\r\n")
+    assert transport.writes[1] == large
+    at_limit = b"x" * JOINED_BODY_BYTES
+    transport = await _served(_answering(at_limit), GET)
+    assert len(transport.writes) == 1
+    assert transport.writes[0].endswith(b"\r\n\r\n" + at_limit)
 
 
 @pytest.mark.anyio
