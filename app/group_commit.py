@@ -13,7 +13,11 @@ Turns are strictly one at a time (savepoints on one connection are a stack,
 two requests must never interleave), so within a batch the requests run as
 if each had the database to itself, as before: If-Match checks and unique
 keys see every earlier turn, and the event counter (app.repository.events)
-hands out positions in turn order, which is commit order.
+hands out positions in turn order, which is commit order. Only the audit
+log and the feed's rows of earlier turns are not there yet: the batch
+writes them at its end (below), so a turn that reads the counter (a
+webhook created takes it as its cursor) sees it as the last COMMIT left
+it; what the batch adds after it commits in the same instant.
 
 The writer connection is a plain (synchronous) `sqlite3` one: inside a turn
 the use case's statements run on the event loop's thread, each a few
@@ -206,7 +210,10 @@ class Committer:
             await self._drop_connection()
             raise
         except BaseException:
-            await self._drop_connection()
+            # Given up while BEGIN's thread runs: that thread's file lock and
+            # connection are undone when it ends (_begin), not under it now.
+            if self._connection is not None:
+                await self._drop_connection()
             raise
         outcome: asyncio.Future[None] = loop.create_future()
         # Retrieved even when no request waits on it (all of them failed).
@@ -248,8 +255,9 @@ class Committer:
         anything else that writes (an import, the CLI) still meets them at
         SQLite's lock, which alone keeps the data safe.
         """
-        if self._turn_fd is not None:
-            fcntl.flock(self._turn_fd, fcntl.LOCK_EX)
+        fd = self._turn_fd
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             # BEGIN IMMEDIATE (app.db): across processes the write lock decides.
             connection.begin()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -374,3 +376,51 @@ async def test_the_turns_audit_and_events_are_written_by_the_batch_or_not_at_all
     assert resources == [("users/kept",), ("users/after",)]
     kinds = await _rows(database, "SELECT type FROM events ORDER BY position")
     assert kinds == [("user.created",), ("user.created",)]
+
+
+def _turn_file_free(path: Path) -> bool:
+    """Whether another process's committer could take the turn file now."""
+    fd = os.open(path.with_name(path.name + "-writer.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+async def test_a_request_given_up_in_begin_keeps_the_turn_file_until_its_thread_ends(
+    settings: Settings,
+) -> None:
+    """Its thread holds the file while BEGIN waits for a writer elsewhere (an import, say)."""
+    patient = settings.model_copy(update={"sqlite_busy_timeout_ms": 5000})
+    path = patient.sqlite_path()
+    assert path is not None
+    database = create_database(patient)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(_insert_group(database, "given-up"))
+        await asyncio.sleep(0.3)
+        assert not _turn_file_free(path)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # Still in BEGIN, the thread holds the file: other committers wait on
+        # it, not on SQLite's busy handler.
+        assert not _turn_file_free(path)
+        holder.execute("ROLLBACK")
+        for _ in range(100):
+            if _turn_file_free(path) and _write_lock_free(path):
+                break
+            await asyncio.sleep(0.05)
+        assert _turn_file_free(path)
+        assert _write_lock_free(path)
+        await asyncio.wait_for(_insert_group(database, "next"), 10)
+        names = [name for (name,) in await _rows(database, "SELECT name FROM groups")]
+        assert "next" in names
+        assert "given-up" not in names
+    finally:
+        holder.close()
+        await database.dispose()
