@@ -13,6 +13,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -423,4 +424,29 @@ async def test_a_request_given_up_in_begin_keeps_the_turn_file_until_its_thread_
         assert "given-up" not in names
     finally:
         holder.close()
+        await database.dispose()
+
+
+async def test_a_write_out_of_time_after_its_turn_answers_what_its_batch_did(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its time limit runs out while the batch commits: not "nothing changed", but 201."""
+    commit = Committer._commit_and_let_go
+
+    def slow_commit(committer: Committer, batch: Batch) -> None:
+        time.sleep(0.6)  # in COMMIT's thread, past the request's 0.2 s
+        commit(committer, batch)
+
+    monkeypatch.setattr(Committer, "_commit_and_let_go", slow_commit)
+    hasty = settings.model_copy(update={"request_timeout_seconds": 0.2})
+    database = create_database(hasty)
+    app = create_app(hasty, database=database)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            response = await client.post("/users/late", json=_body([]))
+            assert response.status_code == 201, response.text
+            monkeypatch.undo()
+            assert (await client.get("/users/late")).status_code == 200
+    finally:
         await database.dispose()
