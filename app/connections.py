@@ -109,12 +109,11 @@ class HeadWithBody(asyncio.Transport):
     A body over JOINED_BODY_BYTES follows in a write of its own: joining it
     would copy it (a group of 100,000 members is megabytes), for a send
     that costs little beside it. Only the first write is held, so nothing
-    else waits: not for HEAD (no
-    body is written) nor when the client waits for `100 Continue` (that
-    interim answer must go at once); the protocol leaves those alone. It
-    keeps no reference to the request's cycle: a cycle between the two
-    made a garbage cycle per request, and the collector's pauses put tens
-    of milliseconds on the tail.
+    else waits: not for HEAD (no body is written) nor when the client waits
+    for `100 Continue` (that interim answer must go at once); the protocol
+    leaves those alone. It keeps no reference to the request's cycle: a
+    cycle between the two made a garbage cycle per request, and the
+    collector's pauses put tens of milliseconds on the tail.
     """
 
     __slots__ = ("_connection", "_head")

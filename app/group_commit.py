@@ -128,10 +128,19 @@ class Batch:
             self.deferred.setdefault(sql, []).extend(rows)
 
     async def durable(self) -> None:
-        """Return once the batch's COMMIT succeeded; NotCommitted if it failed."""
-        # Shielded: a request given up while waiting must not cancel the
-        # outcome that the other requests of the batch wait for.
-        await asyncio.shield(self.outcome)
+        """Return once the batch's COMMIT succeeded; NotCommitted if it failed.
+
+        Past its turn a write is in the batch: it commits or fails with it,
+        whatever becomes of the request. A cancellation while waiting (the
+        request's time limit, say) waits on for that outcome, so that the
+        answer tells what happened rather than "nothing changed" about a
+        write that committed. Shielded: the request must not cancel the
+        outcome that the other requests of the batch wait for.
+        """
+        try:
+            await asyncio.shield(self.outcome)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.outcome)
 
 
 @dataclass(eq=False)
@@ -267,10 +276,7 @@ class Committer:
 
     def _undo_begin(self, connection: Connection) -> None:
         self._let_go_turn_file()
-        with contextlib.suppress(Exception):
-            connection.invalidate()
-        with contextlib.suppress(Exception):
-            connection.close()
+        _discard(connection)
 
     def _let_go_turn_file(self) -> None:
         if self._turn_fd is not None:
@@ -326,10 +332,7 @@ class Committer:
         self._let_go_turn_file()
         connection, self._connection = self._connection, None
         if connection is not None:
-            with contextlib.suppress(Exception):
-                connection.invalidate()
-            with contextlib.suppress(Exception):
-                connection.close()
+            _discard(connection)
 
     async def close(self) -> None:
         """Wait for a COMMIT in flight, then close the writer connection."""
@@ -338,3 +341,11 @@ class Committer:
             if self._turn_fd is not None:
                 os.close(self._turn_fd)
                 self._turn_fd = None
+
+
+def _discard(connection: Connection) -> None:
+    """Close the writer connection for good: invalidated, rolling back what it held."""
+    with contextlib.suppress(Exception):
+        connection.invalidate()
+    with contextlib.suppress(Exception):
+        connection.close()

@@ -69,7 +69,7 @@ _PUBLISHED = "grouped_users_published_events"
 # the batch's real COMMIT, through this callback.
 RING_LATER = "grouped_users_ring_later"
 # Set by a group commit for the turn of one request: on SQLite the rows of
-# its audit entries and events go to this callback, (statement, rows), and
+# its audit entries and events go to this list as (statement, rows), and
 # the batch writes every turn's rows, in turn order, just before its COMMIT.
 WRITE_LATER = "grouped_users_write_later"
 
@@ -201,11 +201,11 @@ def write_at_commit(session: Session) -> None:
         _write_postgresql(session, pending, entries)
         return
     connection = session.connection()
-    later: Callable[[str, list[tuple[Any, ...]]], None] | None = session.info.get(WRITE_LATER)
+    later: list[tuple[str, list[tuple[Any, ...]]]] | None = session.info.get(WRITE_LATER)
     if entries:
         sql, audit_rows = audit.driver_rows(connection.dialect, entries)
         if later is not None:
-            later(sql, audit_rows)
+            later.append((sql, audit_rows))
         else:
             connection.exec_driver_sql(sql, audit_rows)
     if not pending:
@@ -219,7 +219,7 @@ def write_at_commit(session: Session) -> None:
     ]
     session.info[_PUBLISHED] = True
     if later is not None:
-        later(statements.insert, rows)
+        later.append((statements.insert, rows))
         return
     # A batch per statement: the rows' Python work runs on the event loop's
     # thread, and between two statements the loop serves other requests

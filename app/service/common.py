@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Busy, PreconditionFailed, UnknownGroups
-from app.group_commit import COMMITTER, Batch, Committer
+from app.group_commit import COMMITTER, Committer
 from app.preconditions import IfMatch, etag
 from app.repository import groups as group_repo
 from app.repository.events import RING_LATER, WRITE_LATER
@@ -129,7 +129,7 @@ async def transaction(session: AsyncSession) -> AsyncIterator[None]:
         session.info[RING_LATER] = batch.mark_published
         # Its audit entries and events, written by the batch before COMMIT.
         writes: list[tuple[str, list[Any]]] = []
-        session.info[WRITE_LATER] = lambda sql, rows: writes.append((sql, rows))
+        session.info[WRITE_LATER] = writes
         try:
             async with session.begin():
                 yield
@@ -138,18 +138,4 @@ async def transaction(session: AsyncSession) -> AsyncIterator[None]:
             sync.bind = engine
             del session.info[RING_LATER]
             del session.info[WRITE_LATER]
-    await _outcome(batch)
-
-
-async def _outcome(batch: Batch) -> None:
-    """Return once the batch committed this turn; NotCommitted if it did not.
-
-    Past its turn a write is in the batch: it commits or fails with it,
-    whatever becomes of the request. A cancellation now (the request's time
-    limit, say) waits for that outcome, so that the answer tells what
-    happened rather than "nothing changed" about a write that committed.
-    """
-    try:
-        await batch.durable()
-    except asyncio.CancelledError:
-        await batch.durable()
+    await batch.durable()
